@@ -1,0 +1,1 @@
+"""Conditions: filters on factor values or classes -> train/test masks -> split index files."""

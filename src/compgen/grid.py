@@ -16,10 +16,13 @@ class Factor:
     labels: tuple[str, ...] | None = None
     # Class of each kept value on the dataset's full grid (identity unless subsampled).
     full_classes: tuple[int, ...] | None = None
+    full_size: int | None = None  # number of values on the full grid
 
     def __post_init__(self) -> None:
         if self.full_classes is None:
             object.__setattr__(self, "full_classes", tuple(range(len(self.values))))
+        if self.full_size is None:
+            object.__setattr__(self, "full_size", len(self.values))
         if len(self.full_classes) != len(self.values):
             raise ValueError(f"factor {self.name!r}: full_classes and values differ in length")
 
@@ -36,6 +39,7 @@ class Factor:
             self.values[keep],
             self.labels[keep] if self.labels else None,
             self.full_classes[keep],
+            self.full_size,
         )
 
 
@@ -121,15 +125,20 @@ class Grid:
             "factor_values": [list(map(float, f.values)) for f in self.factors],
             "factor_labels": [list(f.labels) if f.labels else None for f in self.factors],
             "factor_full_classes": [list(map(int, f.full_classes)) for f in self.factors],
+            "factor_full_sizes": [int(f.full_size) for f in self.factors],
             "image_shape": list(self.image_shape),
         }
 
     @classmethod
     def from_attrs(cls, d: dict) -> "Grid":
         factors = tuple(
-            Factor(name, tuple(vals), tuple(labels) if labels else None, tuple(full))
-            for name, vals, labels, full in zip(
-                d["factor_names"], d["factor_values"], d["factor_labels"], d["factor_full_classes"]
+            Factor(name, tuple(vals), tuple(labels) if labels else None, tuple(full), full_size)
+            for name, vals, labels, full, full_size in zip(
+                d["factor_names"],
+                d["factor_values"],
+                d["factor_labels"],
+                d["factor_full_classes"],
+                d["factor_full_sizes"],
             )
         )
         return cls(factors, tuple(d["image_shape"]))

@@ -1,0 +1,35 @@
+# compgen: datasets -> splits -> training -> analysis -> figures, tables and report.
+import os
+import sys
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+# The package lives in src/; jobs (local, conda or SLURM) find it even when it is not installed.
+SRC = os.path.join(workflow.basedir, "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/splits.smk"
+include: "rules/train.smk"
+include: "rules/analyse.smk"
+include: "rules/summarise.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

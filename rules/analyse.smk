@@ -1,0 +1,44 @@
+rule analyse:
+    input:
+        data=rules.prepare_dataset.output.data,
+        split=rules.make_split.output.split,
+        split_summary=rules.make_split.output.summary,
+        model=rules.train.output.model,
+    output:
+        scores=ANALYSIS_DIR + "/scores.json",
+        arrays=ANALYSIS_DIR + "/analysis.npz",
+    params:
+        preset=config["analysis"]["preset"],
+        n_images=config["analysis"]["n_images"],
+    threads: 2
+    resources:
+        mem_mb=8000,
+    log:
+        RESULTS + "/logs/analyse/{dataset}/{condition}/{model}/seed{seed}.log",
+    conda:
+        "../envs/compgen.yaml"
+    script:
+        "../workflow/scripts/analyse.py"
+
+
+rule run_figure:
+    input:
+        scores=rules.analyse.output.scores,
+        arrays=rules.analyse.output.arrays,
+        train_log=rules.train.output.train_log,
+        split_summary=rules.make_split.output.summary,
+    output:
+        figure=report(
+            ANALYSIS_DIR + "/{figure}.png",
+            caption="../workflow/report/run_{figure}.rst",
+            category="{dataset}",
+            subcategory="{condition}",
+            labels={"model": "{model}", "seed": "{seed}", "figure": "{figure}"},
+        ),
+    log:
+        RESULTS + "/logs/run_figure/{dataset}/{condition}/{model}/seed{seed}/{figure}.log",
+    localrule: True
+    conda:
+        "../envs/compgen.yaml"
+    script:
+        "../workflow/scripts/run_figure.py"

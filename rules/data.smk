@@ -1,0 +1,32 @@
+rule prepare_dataset:
+    output:
+        data=RESULTS + "/data/{dataset}.h5",
+    params:
+        settings=lambda wildcards: config["datasets"][wildcards.dataset],
+    log:
+        RESULTS + "/logs/prepare_dataset/{dataset}.log",
+    resources:
+        mem_mb=4000,
+    conda:
+        "../envs/compgen.yaml"
+    script:
+        "../workflow/scripts/prepare_dataset.py"
+
+
+rule dataset_preview:
+    input:
+        data=rules.prepare_dataset.output.data,
+    output:
+        preview=report(
+            RESULTS + "/data/{dataset}_preview.png",
+            caption="../workflow/report/dataset_preview.rst",
+            category="Datasets",
+            labels={"dataset": "{dataset}", "figure": "factor sweeps"},
+        ),
+    log:
+        RESULTS + "/logs/dataset_preview/{dataset}.log",
+    localrule: True
+    conda:
+        "../envs/compgen.yaml"
+    script:
+        "../workflow/scripts/dataset_preview.py"

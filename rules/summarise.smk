@@ -1,0 +1,44 @@
+rule group_table:
+    input:
+        scores=group_scores,
+    output:
+        table=report(
+            RESULTS + "/summary/groups/{group}.tex",
+            caption="../workflow/report/group_table.rst",
+            category="Tables",
+            labels={"group": "{group}"},
+        ),
+        csv=RESULTS + "/summary/groups/{group}.csv",
+    params:
+        runs=lambda wildcards: [r.spec for r in STUDY.groups[wildcards.group].runs],
+        title=lambda wildcards: STUDY.groups[wildcards.group].title,
+        labels=lambda wildcards: {m: STUDY.model_label(m) for m in config["models"]},
+    log:
+        RESULTS + "/logs/group_table/{group}.log",
+    localrule: True
+    conda:
+        "../envs/compgen.yaml"
+    script:
+        "../workflow/scripts/group_table.py"
+
+
+rule study_csv:
+    input:
+        scores=run_paths(ANALYSIS_DIR + "/scores.json"),
+    output:
+        csv=report(
+            RESULTS + "/summary/scores.csv",
+            caption="../workflow/report/study_csv.rst",
+            category="Tables",
+            labels={"table": "all scores (tidy)"},
+        ),
+        aggregated=RESULTS + "/summary/scores_by_model.csv",
+    params:
+        runs=[r.spec for r in STUDY.runs],
+    log:
+        RESULTS + "/logs/study_csv.log",
+    localrule: True
+    conda:
+        "../envs/compgen.yaml"
+    script:
+        "../workflow/scripts/study_csv.py"

@@ -1,0 +1,26 @@
+rule train:
+    input:
+        data=rules.prepare_dataset.output.data,
+        split=rules.make_split.output.split,
+    output:
+        model=RUN_DIR + "/model.pt",
+        train_log=RUN_DIR + "/train_log.csv",
+        run=RUN_DIR + "/run.json",
+    params:
+        run=lambda wildcards: run_of(wildcards).spec,
+        out_dir=lambda wildcards: RUN_DIR.format(**wildcards),
+        # Checkpoints live beside the outputs, not among them, so a failed job keeps them for resuming.
+        checkpoint_dir=lambda wildcards: CHECKPOINT_DIR.format(**wildcards),
+    threads: lambda wildcards: run_of(wildcards).resources["cpus"]
+    resources:
+        gpu=lambda wildcards: run_of(wildcards).resources["gpu"],
+        mem_mb=lambda wildcards: run_of(wildcards).resources["mem_mb"],
+        runtime=lambda wildcards: run_of(wildcards).resources["runtime"],
+    log:
+        RESULTS + "/logs/train/{dataset}/{condition}/{model}/seed{seed}.log",
+    benchmark:
+        RESULTS + "/benchmarks/train/{dataset}/{condition}/{model}/seed{seed}.tsv"
+    conda:
+        "../envs/compgen.yaml"
+    script:
+        "../workflow/scripts/train.py"

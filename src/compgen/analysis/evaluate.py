@@ -1,0 +1,155 @@
+"""Per-run analysis: encode train and held-out images, score them, keep what the figures need."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+
+from compgen.analysis import metrics
+from compgen.atomic import atomic_path, write_json
+from compgen.conditions import load_split
+from compgen.datasets.store import read_grid, read_rows
+from compgen.grid import Grid
+from compgen.losses import reconstruction_per_image
+from compgen.models import load_trained
+from compgen.training.batches import heldout_triplets
+
+log = logging.getLogger(__name__)
+
+# Sample sizes: `fast` for tests and demos, `paper` for the study.
+PRESETS = {
+    "fast": {"n_train": 2000, "n_test": 1000, "n_triplets": 256, "n_latent_plot": 2000},
+    "paper": {"n_train": 10000, "n_test": 5000, "n_triplets": 4096, "n_latent_plot": 5000},
+}
+BATCH = 256
+
+
+def _sample(indices: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(indices, size=min(n, indices.size), replace=False))
+
+
+def _images(dataset_path, indices: np.ndarray) -> torch.Tensor:
+    """Images as float NCHW in [0, 1]."""
+    return torch.from_numpy(read_rows(dataset_path, indices)).permute(0, 3, 1, 2).float().div_(255)
+
+
+@torch.no_grad()
+def encode_and_score(model, dataset_path, indices: np.ndarray, recon_kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """Latent means and per-image reconstruction losses, in batches."""
+    means, losses = [], []
+    for start in range(0, indices.size, BATCH):
+        x = _images(dataset_path, indices[start : start + BATCH])
+        mu, _ = model.encode(x)
+        means.append(mu.numpy())
+        losses.append(reconstruction_per_image(model.decode(mu), x, recon_kind).numpy())
+    return np.concatenate(means), np.concatenate(losses)
+
+
+@torch.no_grad()
+def _reconstruct(model, dataset_path, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = _images(dataset_path, indices)
+    out = torch.sigmoid(model.decode(model.encode(x)[0]))
+    to_uint8 = lambda t: (t.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)  # noqa: E731
+    return to_uint8(x), to_uint8(out)
+
+
+@torch.no_grad()
+def heldout_composition_loss(model, dataset_path, grid: Grid, train, test, recon_kind, n, seed) -> float:
+    """Mean reconstruction loss of composed images whose target is a held-out combination."""
+    generator = torch.Generator().manual_seed(seed)
+    ref, cmd, target, d = heldout_triplets(
+        grid.sizes, grid.classes(train), grid.classes(test), n, generator
+    )
+    losses = []
+    for start in range(0, len(target), BATCH):
+        sl = slice(start, start + BATCH)
+        action = torch.nn.functional.one_hot(torch.as_tensor(d[sl]), len(grid.sizes)).float()
+        out = model.compose(
+            _images(dataset_path, np.asarray(ref[sl])), _images(dataset_path, np.asarray(cmd[sl])), action
+        )
+        losses.append(reconstruction_per_image(out["target"], _images(dataset_path, np.asarray(target[sl])), recon_kind))
+    return float(torch.cat(losses).mean())
+
+
+def analyse_run(dataset_path, split_path, split_summary_path, model_path, scores_path, arrays_path,
+                preset: str = "paper", n_images: int = 8, seed: int = 0) -> dict:
+    started = time.perf_counter()
+    sizes = PRESETS[preset]
+    rng = np.random.default_rng(seed)
+    grid = read_grid(dataset_path)
+    train, test = load_split(split_path)
+    with open(split_summary_path) as fh:
+        split_info = json.load(fh)
+    model, payload = load_trained(model_path)
+    model.eval()
+    cfg = payload["model_config"]
+    recon_kind = cfg.get("recon", "bce")
+
+    train_s, test_s = _sample(train, sizes["n_train"], rng), _sample(test, sizes["n_test"], rng)
+    z_train, loss_train = encode_and_score(model, dataset_path, train_s, recon_kind)
+    z_test, loss_test = encode_and_score(model, dataset_path, test_s, recon_kind)
+    v_train = grid.values(grid.classes(train_s))
+    v_test = grid.values(grid.classes(test_s))
+    varying = [k for k, s in enumerate(grid.sizes) if s > 1]
+
+    dci = metrics.dci(z_train, v_train[:, varying], z_test, v_test[:, varying])
+    value_ranges = [(min(f.values), max(f.values)) for f in grid.factors]
+    full_values = grid.values(grid.all_classes()) if grid.n <= 2_000_000 else None
+    r2 = metrics.readout_r2(z_train, v_train, z_test, v_test, value_ranges, full_values)
+    scores = {
+        "run_id": payload["run"]["run_id"],
+        "preset": preset,
+        "n_train_scored": int(train_s.size),
+        "n_test_scored": int(test_s.size),
+        "recon_train": float(loss_train.mean()),
+        "recon_test": float(loss_test.mean()),
+        "dci_disentanglement": float(dci["disentanglement"]),
+        "dci_completeness": float(dci["completeness"]),
+        "dci_informativeness": float(dci["informativeness"]),
+        "mig": float(metrics.mig(np.concatenate([z_train, z_test]), grid.classes(np.concatenate([train_s, test_s])))),
+        "r2_test": {name: float(v) for name, v in zip(grid.names, r2)},
+        "r2_test_mean": float(np.mean(r2)),
+    }
+    if cfg["task"] == "composition":
+        scores["composition_loss_test"] = heldout_composition_loss(
+            model, dataset_path, grid, train, test, recon_kind, sizes["n_triplets"], seed
+        )
+
+    # What the figures need, so drawing never has to load the model again.
+    factor_i, factor_j = (grid.axis(f) for f in split_info["main_factors"])
+    matching = np.asarray(dci["matching"])  # latent per (varying) factor
+    latent_of = {k: int(matching[varying.index(k)]) for k in varying}
+    plot_idx = _sample(np.concatenate([train, test]), sizes["n_latent_plot"], rng)
+    z_plot, _ = encode_and_score(model, dataset_path, plot_idx, recon_kind)
+    train_in, train_out = _reconstruct(model, dataset_path, _sample(train, n_images, rng))
+    test_in, test_out = _reconstruct(model, dataset_path, _sample(test, n_images, rng))
+    with atomic_path(arrays_path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                importance=np.asarray(dci["importance"], dtype=np.float64),
+                importance_factors=np.asarray([grid.names[k] for k in varying]),
+                latents=z_plot,
+                latent_classes=grid.classes(plot_idx),
+                latent_is_train=np.isin(plot_idx, train),
+                factor_names=np.asarray(grid.names),
+                factor_axes=np.asarray([factor_i, factor_j]),
+                latent_axes=np.asarray([latent_of.get(factor_i, 0), latent_of.get(factor_j, 1)]),
+                recon_train_inputs=train_in,
+                recon_train_outputs=train_out,
+                recon_test_inputs=test_in,
+                recon_test_outputs=test_out,
+            )
+    write_json(scores_path, scores)
+    log.info("analysed %s in %.1f s", scores["run_id"], time.perf_counter() - started)
+    return scores
+
+
+def load_arrays(path: str | os.PathLike) -> dict:
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}

@@ -1,0 +1,38 @@
+"""Dataset registry: name -> full grid and procedural renderer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from compgen.datasets import sprites
+from compgen.grid import Grid
+
+
+@dataclass(frozen=True)
+class DatasetFamily:
+    name: str
+    grid: Grid  # the full grid of the original release
+    render: Callable[[Grid, np.ndarray], np.ndarray]  # (grid, classes n x K) -> n x H x W x C uint8
+    generator_version: str
+
+
+REGISTRY: dict[str, DatasetFamily] = {
+    "dsprites": DatasetFamily("dsprites", sprites.DSPRITES_GRID, sprites.render_dsprites, "sprites-1"),
+    "circles": DatasetFamily("circles", sprites.CIRCLES_GRID, sprites.render_circles, "sprites-1"),
+    "simple": DatasetFamily("simple", sprites.SIMPLE_GRID, sprites.render_simple, "sprites-1"),
+}
+
+
+def family(name: str) -> DatasetFamily:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; allowed: {', '.join(sorted(REGISTRY))}") from None
+
+
+def dataset_grid(name: str, subsample: dict[str, int] | None = None) -> Grid:
+    """The grid a dataset has after subsampling (computed without rendering anything)."""
+    return family(name).grid.subsample(subsample)

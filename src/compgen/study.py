@@ -1,0 +1,231 @@
+"""The study: a schema-validated config turned into conditions, runs and groups, checked for meaning.
+
+The JSON schema checks keys and types; this module checks what a schema cannot: that datasets,
+factors, conditions, modifiers and models named in one place exist in another, that every split
+is non-empty, and that no run is declared twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compgen.conditions import Condition, ConditionError, split_masks
+from compgen.datasets import REGISTRY, dataset_grid
+from compgen.grid import Grid
+
+TRAINING_KEYS = (
+    "epochs", "batch_size", "lr", "val_fraction", "max_steps_per_epoch", "checkpoint_every", "device", "amp",
+)
+RESOURCE_KEYS = ("gpu", "cpus", "mem_mb", "runtime")
+
+
+class StudyError(ValueError):
+    """A configuration that is well-formed but does not make sense."""
+
+
+@dataclass(frozen=True)
+class Run:
+    dataset: str
+    condition: str
+    model: str
+    seed: int
+    experiment: str
+    spec: dict  # what training reads: model and training settings, resolved
+    resources: dict
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.dataset}/{self.condition}/{self.model}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    title: str
+    members: tuple[tuple[str, str], ...]  # (dataset, condition)
+    runs: tuple[Run, ...]
+
+
+class Study:
+    def __init__(self, config: dict):
+        self.config = config
+        self.grids: dict[str, Grid] = {}
+        self._check_datasets()
+        self.conditions: dict[tuple[str, str], Condition] = {}
+        self.runs: list[Run] = self._build_runs()
+        self.groups: dict[str, Group] = self._build_groups()
+
+    # -- datasets -------------------------------------------------------------------------
+    def _check_datasets(self) -> None:
+        for name, ds in self.config["datasets"].items():
+            if name not in REGISTRY:
+                raise StudyError(
+                    f"config key datasets.{name}: unknown dataset; allowed: {', '.join(sorted(REGISTRY))}"
+                )
+            try:
+                self.grids[name] = dataset_grid(name, ds.get("subsample"))
+            except KeyError as err:
+                raise StudyError(f"config key datasets.{name}.subsample: {err.args[0]}") from None
+
+    def grid(self, dataset: str) -> Grid:
+        return self.grids[dataset]
+
+    # -- conditions -----------------------------------------------------------------------
+    def condition(self, dataset: str, name: str, where: str = "") -> Condition:
+        """Condition `name` ("cond" or "cond+modifier+...") of `dataset`, checked on its grid."""
+        key = (dataset, name)
+        if key in self.conditions:
+            return self.conditions[key]
+        base, *mods = name.split("+")
+        declared = self.config["conditions"].get(dataset, {})
+        if base not in declared:
+            raise StudyError(
+                f"config key {where or 'conditions'}: unknown condition {base!r} for dataset {dataset!r}; "
+                f"allowed: {', '.join(sorted(declared)) or '(none declared)'}"
+            )
+        modifiers = self.config.get("modifiers", {}).get(dataset, {})
+        for mod in mods:
+            if mod not in modifiers:
+                raise StudyError(
+                    f"config key {where or 'conditions'}: unknown modifier {mod!r} for dataset {dataset!r}; "
+                    f"allowed: {', '.join(sorted(modifiers)) or '(none declared)'}"
+                )
+        spec = declared[base]
+        cond = Condition(
+            name=name,
+            family=spec["family"],
+            test=tuple(spec["test"]),
+            train=tuple(spec["train"]) if "train" in spec else None,
+            modifiers=tuple((m, tuple(modifiers[m])) for m in mods),
+            factors=tuple(spec.get("factors", ())),
+            description=spec.get("description", ""),
+        )
+        grid = self.grid(dataset)
+        for factor in cond.factors:
+            if factor not in grid.names:
+                raise StudyError(
+                    f"config key conditions.{dataset}.{base}.factors: unknown factor {factor!r}; "
+                    f"allowed: {', '.join(grid.names)}"
+                )
+        try:
+            split_masks(grid, cond)
+        except ConditionError as err:
+            raise StudyError(f"config key conditions.{dataset}.{base}: {err}") from None
+        self.conditions[key] = cond
+        return cond
+
+    # -- runs -----------------------------------------------------------------------------
+    def _build_runs(self) -> list[Run]:
+        runs: dict[str, Run] = {}
+        models = self.config["models"]
+        for i, exp in enumerate(self.config["experiments"]):
+            where = f"experiments[{i}] ({exp['name']})"
+            dataset = exp["dataset"]
+            if dataset not in self.grids:
+                raise StudyError(
+                    f"config key {where}.dataset: dataset {dataset!r} is not under datasets; "
+                    f"allowed: {', '.join(sorted(self.grids))}"
+                )
+            grid = self.grid(dataset)
+            for j, cond_name in enumerate(exp["conditions"]):
+                self.condition(dataset, cond_name, f"{where}.conditions[{j}]")
+            for j, model_name in enumerate(exp["models"]):
+                if model_name not in models:
+                    raise StudyError(
+                        f"config key {where}.models[{j}]: unknown model {model_name!r}; "
+                        f"allowed: {', '.join(sorted(models))}"
+                    )
+                self._check_model(model_name, grid, f"{where}.models[{j}]")
+            for cond_name in exp["conditions"]:
+                for model_name in exp["models"]:
+                    for seed in exp.get("seeds", [0, 1, 2]):
+                        run = self._make_run(exp, dataset, cond_name, model_name, seed)
+                        if run.run_id in runs:
+                            raise StudyError(
+                                f"config key {where}: run {run.run_id} is already declared by experiment "
+                                f"{runs[run.run_id].experiment!r}; each run may appear once"
+                            )
+                        runs[run.run_id] = run
+        return list(runs.values())
+
+    def _check_model(self, name: str, grid: Grid, where: str) -> None:
+        model = self.config["models"][name]
+        if model["task"] == "composition" and model.get("op") == "fixint":
+            latent = model.get("latent_size", 10)
+            if len(grid.sizes) > latent:
+                raise StudyError(
+                    f"config key models.{name}.latent_size: op 'fixint' needs one latent unit per factor "
+                    f"({len(grid.sizes)} factors, used at {where}) but latent_size is {latent}"
+                )
+
+    def _make_run(self, exp: dict, dataset: str, condition: str, model_name: str, seed: int) -> Run:
+        model = dict(self.config["models"][model_name])
+        training = {k: self.config["training"][k] for k in TRAINING_KEYS}
+        training.update(exp.get("training", {}))
+        training.update(model.pop("training", {}))
+        model.pop("label", None)
+        resources = {k: self.config["resources"]["train"][k] for k in RESOURCE_KEYS}
+        resources.update(exp.get("resources", {}))
+        run_id = f"{dataset}/{condition}/{model_name}/seed{seed}"
+        spec = {
+            "run_id": run_id,
+            "dataset": dataset,
+            "condition": condition,
+            "model_name": model_name,
+            "seed": seed,
+            "model": model,
+            "training": training,
+        }
+        return Run(dataset, condition, model_name, seed, exp["name"], spec, resources)
+
+    def run(self, dataset: str, condition: str, model: str, seed: int | str) -> Run:
+        run_id = f"{dataset}/{condition}/{model}/seed{seed}"
+        for run in self.runs:
+            if run.run_id == run_id:
+                return run
+        raise KeyError(f"no run {run_id} in this study")
+
+    def model_label(self, model: str) -> str:
+        return self.config["models"][model].get("label", model)
+
+    # -- groups ---------------------------------------------------------------------------
+    def _build_groups(self) -> dict[str, Group]:
+        declared = self.config.get("groups") or {
+            exp["name"]: {
+                "title": exp["name"].replace("_", " "),
+                "members": [{"dataset": exp["dataset"], "condition": c} for c in exp["conditions"]],
+                "models": exp["models"],
+            }
+            for exp in self.config["experiments"]
+        }
+        groups = {}
+        for name, spec in declared.items():
+            members = tuple((m["dataset"], m["condition"]) for m in spec["members"])
+            wanted_models = spec.get("models")
+            for model in wanted_models or []:
+                if model not in self.config["models"]:
+                    raise StudyError(
+                        f"config key groups.{name}.models: unknown model {model!r}; "
+                        f"allowed: {', '.join(sorted(self.config['models']))}"
+                    )
+            runs = []
+            for k, member in enumerate(members):
+                matched = [
+                    r for r in self.runs
+                    if (r.dataset, r.condition) == member and (not wanted_models or r.model in wanted_models)
+                ]
+                if not matched:
+                    raise StudyError(
+                        f"config key groups.{name}.members[{k}]: no run trains on {member[0]}/{member[1]}"
+                        + (f" with models {wanted_models}" if wanted_models else "")
+                    )
+                runs.extend(matched)
+            groups[name] = Group(name, spec.get("title", name), members, tuple(runs))
+        return groups
+
+    # -- what the workflow needs ----------------------------------------------------------
+    def datasets_used(self) -> list[str]:
+        return sorted({r.dataset for r in self.runs})
+
+    def splits_used(self) -> list[tuple[str, str]]:
+        return sorted({(r.dataset, r.condition) for r in self.runs})

@@ -1,0 +1,105 @@
+import h5py
+import numpy as np
+import pytest
+
+from compgen.datasets import REGISTRY
+from compgen.datasets.prepare import prepare_dataset
+from compgen.datasets.store import DatasetError, check_dataset, read_grid, read_provenance, read_rows
+
+
+def _neighbours(grid, rng, n=40):
+    """Pairs of codes that differ by one step of one factor."""
+    pairs = []
+    for _ in range(n):
+        k = int(rng.integers(len(grid.sizes)))
+        if grid.sizes[k] < 2:
+            continue
+        a = np.array([rng.integers(s) for s in grid.sizes])
+        a[k] = rng.integers(grid.sizes[k] - 1)
+        b = a.copy()
+        b[k] += 1
+        pairs.append((a, b, k))
+    return pairs
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_renderer_shapes_dtypes_and_adjacent_values_differ(name):
+    fam = REGISTRY[name]
+    grid = fam.grid
+    rng = np.random.default_rng(1)
+    pairs = _neighbours(grid, rng)
+    a = fam.render(grid, np.stack([p[0] for p in pairs]))
+    b = fam.render(grid, np.stack([p[1] for p in pairs]))
+    assert a.dtype == np.uint8 and a.shape == (len(pairs), *grid.image_shape)
+    assert a.max() > 0 and a.min() == 0
+    for (ca, cb, k), ia, ib in zip(pairs, a, b):
+        # A full turn is a symmetry of every sprite; no other step may leave the image unchanged.
+        if grid.names[k] == "orientation" and cb[k] == grid.sizes[k] - 1:
+            continue
+        if name == "dsprites" and grid.names[k] == "orientation" and ca[0] in (0, 1):
+            continue  # squares and ellipses have rotational symmetries; checked below on hearts
+        assert not np.array_equal(ia, ib), f"{name}: step of {grid.names[k]} from {ca} changed nothing"
+
+
+def test_dsprites_rotation_changes_a_heart_at_every_step():
+    fam = REGISTRY["dsprites"]
+    grid = fam.grid
+    codes = np.array([[2, 5, o, 16, 16] for o in range(40)])
+    images = fam.render(grid, codes)
+    for o in range(38):
+        assert not np.array_equal(images[o], images[o + 1])
+    assert np.array_equal(images[0], images[39])  # 0 and 2π are the same turn
+
+
+def test_dsprites_is_binary_and_sprite_stays_inside():
+    fam = REGISTRY["dsprites"]
+    grid = fam.grid
+    corners = np.array([[0, 5, 5, x, y] for x in (0, 31) for y in (0, 31)])
+    images = fam.render(grid, corners)
+    assert set(np.unique(images)) <= {0, 255}
+    assert (images[:, 0, :] == 0).all() and (images[:, -1, :] == 0).all()
+    assert (images[:, :, 0] == 0).all() and (images[:, :, -1] == 0).all()
+
+
+def test_prepare_writes_layout_and_provenance(tmp_path):
+    path = tmp_path / "dsprites.h5"
+    prepare_dataset("dsprites", {"subsample": {"scale": 3, "orientation": 8, "posX": 4, "posY": 4}}, path)
+    grid = check_dataset(path)
+    assert grid.sizes == (3, 2, 5, 8, 8)
+    with h5py.File(path) as f:
+        assert f["images"].dtype == np.uint8 and f["images"].shape == (grid.n, 64, 64, 1)
+        assert f["images"].chunks[0] <= 256
+        classes = f["factor_classes"][:]
+        values = f["factor_values"][:]
+    assert np.array_equal(classes, grid.all_classes())
+    np.testing.assert_allclose(values, grid.values(classes))
+    prov = read_provenance(path)
+    assert prov["source"] == "procedural" and prov["subsample"]["posX"] == 4 and "created" in prov
+    # Reading by index returns exactly the rendered rows, in the order asked, repeats included.
+    idx = np.array([7, 3, 3, grid.n - 1, 0])
+    fam = REGISTRY["dsprites"]
+    assert np.array_equal(read_rows(path, idx), fam.render(grid, grid.classes(idx)))
+    assert read_grid(path) == grid
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_reading_a_broken_file_names_it(tmp_path):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"not an hdf5 file")
+    with pytest.raises(DatasetError, match="broken.h5"):
+        read_grid(bad)
+    with pytest.raises(DatasetError, match="not found"):
+        read_grid(tmp_path / "missing.h5")
+
+
+def test_failed_generation_leaves_nothing(tmp_path, monkeypatch):
+    from compgen.datasets import store
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    path = tmp_path / "circles.h5"
+    monkeypatch.setattr(store.Grid, "values", explode)
+    with pytest.raises(RuntimeError):
+        prepare_dataset("circles", {}, path)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,13 @@
+from compgen.logs import setup_logging
+from compgen.summary import write_group_table
+
+setup_logging(snakemake.log[0])
+write_group_table(
+    snakemake.params.runs,
+    snakemake.input.scores,
+    snakemake.output.table,
+    snakemake.output.csv,
+    title=snakemake.params.title,
+    labels=snakemake.params.labels,
+    label=f"tab:{snakemake.wildcards.group}",
+)

@@ -9,7 +9,7 @@ min_version("9.0")
 # The package lives in src/; jobs (local, conda or SLURM) find it even when it is not installed.
 SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 
 configfile: "config/config.yaml"

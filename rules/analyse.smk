@@ -5,8 +5,8 @@ rule analyse:
         split_summary=rules.make_split.output.summary,
         model=rules.train.output.model,
     output:
-        scores=ANALYSIS_DIR + "/scores.json",
-        arrays=ANALYSIS_DIR + "/analysis.npz",
+        scores=f"{ANALYSIS_DIR}/scores.json",
+        arrays=f"{ANALYSIS_DIR}/analysis.npz",
     params:
         preset=config["analysis"]["preset"],
         n_images=config["analysis"]["n_images"],
@@ -14,7 +14,7 @@ rule analyse:
     resources:
         mem_mb=8000,
     log:
-        RESULTS + "/logs/analyse/{dataset}/{condition}/{model}/seed{seed}.log",
+        "results/logs/analyse/{dataset}/{condition}/{model}/seed{seed}.log",
     conda:
         "../envs/compgen.yaml"
     script:
@@ -29,14 +29,14 @@ rule run_figure:
         split_summary=rules.make_split.output.summary,
     output:
         figure=report(
-            ANALYSIS_DIR + "/{figure}.png",
+            f"{ANALYSIS_DIR}/{{figure}}.png",
             caption="../workflow/report/run_{figure}.rst",
             category="{dataset}",
             subcategory="{condition}",
             labels={"model": "{model}", "seed": "{seed}", "figure": "{figure}"},
         ),
     log:
-        RESULTS + "/logs/run_figure/{dataset}/{condition}/{model}/seed{seed}/{figure}.log",
+        "results/logs/run_figure/{dataset}/{condition}/{model}/seed{seed}/{figure}.log",
     localrule: True
     conda:
         "../envs/compgen.yaml"

@@ -6,10 +6,9 @@ try:
 except StudyError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
 
-RESULTS = "results"
-RUN_DIR = RESULTS + "/runs/{dataset}/{condition}/{model}/seed{seed}"
-ANALYSIS_DIR = RESULTS + "/analysis/{dataset}/{condition}/{model}/seed{seed}"
-CHECKPOINT_DIR = RESULTS + "/checkpoints/{dataset}/{condition}/{model}/seed{seed}"
+RUN_DIR = "results/runs/{dataset}/{condition}/{model}/seed{seed}"
+ANALYSIS_DIR = "results/analysis/{dataset}/{condition}/{model}/seed{seed}"
+CHECKPOINT_DIR = "results/checkpoints/{dataset}/{condition}/{model}/seed{seed}"
 PER_RUN_FIGURES = ("curves", "reconstructions", "hinton", "latents")
 
 
@@ -34,14 +33,14 @@ def run_paths(pattern, runs=None):
 
 
 def group_scores(wildcards):
-    return run_paths(ANALYSIS_DIR + "/scores.json", STUDY.groups[wildcards.group].runs)
+    return run_paths(f"{ANALYSIS_DIR}/scores.json", STUDY.groups[wildcards.group].runs)
 
 
 def all_outputs():
-    targets = expand(RESULTS + "/data/{dataset}_preview.png", dataset=STUDY.datasets_used())
-    targets += [f"{RESULTS}/splits/{d}/{c}.json" for d, c in STUDY.splits_used()]
+    targets = expand("results/data/{dataset}_preview.png", dataset=STUDY.datasets_used())
+    targets += [f"results/splits/{d}/{c}.json" for d, c in STUDY.splits_used()]
     for figure in PER_RUN_FIGURES:
-        targets += run_paths(ANALYSIS_DIR + f"/{figure}.png")
-    targets += expand(RESULTS + "/summary/groups/{group}.tex", group=sorted(STUDY.groups))
-    targets.append(RESULTS + "/summary/scores.csv")
+        targets += run_paths(f"{ANALYSIS_DIR}/{figure}.png")
+    targets += expand("results/summary/groups/{group}.tex", group=sorted(STUDY.groups))
+    targets.append("results/summary/scores.csv")
     return targets

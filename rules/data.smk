@@ -1,10 +1,10 @@
 rule prepare_dataset:
     output:
-        data=RESULTS + "/data/{dataset}.h5",
+        data="results/data/{dataset}.h5",
     params:
         settings=lambda wildcards: config["datasets"][wildcards.dataset],
     log:
-        RESULTS + "/logs/prepare_dataset/{dataset}.log",
+        "results/logs/prepare_dataset/{dataset}.log",
     resources:
         mem_mb=4000,
     conda:
@@ -18,13 +18,13 @@ rule dataset_preview:
         data=rules.prepare_dataset.output.data,
     output:
         preview=report(
-            RESULTS + "/data/{dataset}_preview.png",
+            "results/data/{dataset}_preview.png",
             caption="../workflow/report/dataset_preview.rst",
             category="Datasets",
             labels={"dataset": "{dataset}", "figure": "factor sweeps"},
         ),
     log:
-        RESULTS + "/logs/dataset_preview/{dataset}.log",
+        "results/logs/dataset_preview/{dataset}.log",
     localrule: True
     conda:
         "../envs/compgen.yaml"

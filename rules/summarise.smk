@@ -3,18 +3,18 @@ rule group_table:
         scores=group_scores,
     output:
         table=report(
-            RESULTS + "/summary/groups/{group}.tex",
+            "results/summary/groups/{group}.tex",
             caption="../workflow/report/group_table.rst",
             category="Tables",
             labels={"group": "{group}"},
         ),
-        csv=RESULTS + "/summary/groups/{group}.csv",
+        csv="results/summary/groups/{group}.csv",
     params:
         runs=lambda wildcards: [r.spec for r in STUDY.groups[wildcards.group].runs],
         title=lambda wildcards: STUDY.groups[wildcards.group].title,
         labels=lambda wildcards: {m: STUDY.model_label(m) for m in config["models"]},
     log:
-        RESULTS + "/logs/group_table/{group}.log",
+        "results/logs/group_table/{group}.log",
     localrule: True
     conda:
         "../envs/compgen.yaml"
@@ -24,19 +24,19 @@ rule group_table:
 
 rule study_csv:
     input:
-        scores=run_paths(ANALYSIS_DIR + "/scores.json"),
+        scores=run_paths(f"{ANALYSIS_DIR}/scores.json"),
     output:
         csv=report(
-            RESULTS + "/summary/scores.csv",
+            "results/summary/scores.csv",
             caption="../workflow/report/study_csv.rst",
             category="Tables",
             labels={"table": "all scores (tidy)"},
         ),
-        aggregated=RESULTS + "/summary/scores_by_model.csv",
+        aggregated="results/summary/scores_by_model.csv",
     params:
         runs=[r.spec for r in STUDY.runs],
     log:
-        RESULTS + "/logs/study_csv.log",
+        "results/logs/study_csv.log",
     localrule: True
     conda:
         "../envs/compgen.yaml"

@@ -3,9 +3,9 @@ rule train:
         data=rules.prepare_dataset.output.data,
         split=rules.make_split.output.split,
     output:
-        model=RUN_DIR + "/model.pt",
-        train_log=RUN_DIR + "/train_log.csv",
-        run=RUN_DIR + "/run.json",
+        model=f"{RUN_DIR}/model.pt",
+        train_log=f"{RUN_DIR}/train_log.csv",
+        run=f"{RUN_DIR}/run.json",
     params:
         run=lambda wildcards: run_of(wildcards).spec,
         out_dir=lambda wildcards: RUN_DIR.format(**wildcards),
@@ -17,9 +17,9 @@ rule train:
         mem_mb=lambda wildcards: run_of(wildcards).resources["mem_mb"],
         runtime=lambda wildcards: run_of(wildcards).resources["runtime"],
     log:
-        RESULTS + "/logs/train/{dataset}/{condition}/{model}/seed{seed}.log",
+        "results/logs/train/{dataset}/{condition}/{model}/seed{seed}.log",
     benchmark:
-        RESULTS + "/benchmarks/train/{dataset}/{condition}/{model}/seed{seed}.tsv"
+        "results/benchmarks/train/{dataset}/{condition}/{model}/seed{seed}.tsv"
     conda:
         "../envs/compgen.yaml"
     script:

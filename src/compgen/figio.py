@@ -1,23 +1,30 @@
-"""Save matplotlib figures deterministically (no timestamps or versions) and atomically."""
+"""Save figures deterministically (no timestamps or versions embedded) and atomically."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+from matplotlib import rc_context
+from matplotlib.figure import Figure
 
 from compgen.atomic import atomic_path
 
-# PNG and PDF writers embed software names and dates unless told not to.
-_METADATA = {
-    ".png": {"Software": None},
-    ".pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+DPI = 100
+# Metadata keys that would otherwise embed the matplotlib version or the creation time.
+_STABLE_METADATA = {
+    "png": {"Software": None},
+    "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
+    "svg": {"Creator": None, "Date": None},
 }
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> None:
+def save_figure(fig: Figure, path: str | os.PathLike) -> None:
     path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix[1:], dpi=dpi, metadata=_METADATA.get(path.suffix))
-    plt.close(fig)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    if fmt not in _STABLE_METADATA:
+        raise ValueError(f"unsupported figure format {fmt!r} for {path}; use png, pdf or svg")
+    # SVG element ids are random unless hashed from a fixed salt.
+    with atomic_path(path) as tmp, rc_context({"svg.hashsalt": "compgen"}):
+        # The temporary name has no image suffix, so the format is given explicitly.
+        fig.savefig(tmp, format=fmt, dpi=DPI, metadata=_STABLE_METADATA[fmt])

@@ -98,9 +98,8 @@ def analyse_run(dataset_path, split_path, split_summary_path, model_path, scores
     varying = [k for k, s in enumerate(grid.sizes) if s > 1]
 
     dci = metrics.dci(z_train, v_train[:, varying], z_test, v_test[:, varying])
-    value_ranges = [(min(f.values), max(f.values)) for f in grid.factors]
-    full_values = grid.values(grid.all_classes()) if grid.n <= 2_000_000 else None
-    r2 = metrics.readout_r2(z_train, v_train, z_test, v_test, value_ranges, full_values)
+    value_ranges, full_variance = metrics.grid_value_stats([f.values for f in grid.factors])
+    r2 = metrics.readout_r2(z_train, v_train, z_test, v_test, value_ranges, full_variance)
     scores = {
         "run_id": payload["run"]["run_id"],
         "preset": preset,
@@ -113,7 +112,7 @@ def analyse_run(dataset_path, split_path, split_summary_path, model_path, scores
         "dci_informativeness": float(dci["informativeness"]),
         "mig": float(metrics.mig(np.concatenate([z_train, z_test]), grid.classes(np.concatenate([train_s, test_s])))),
         "r2_test": {name: float(v) for name, v in zip(grid.names, r2)},
-        "r2_test_mean": float(np.mean(r2)),
+        "r2_test_mean": float(np.nanmean(r2)),  # single-valued factors have no R²
     }
     if cfg["task"] == "composition":
         scores["composition_loss_test"] = heldout_composition_loss(

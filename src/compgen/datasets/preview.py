@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from compgen.datasets.store import read_grid, read_rows  # noqa: E402
-from compgen.figio import save_figure  # noqa: E402
+from compgen.datasets.store import read_grid, read_rows
+from compgen.figio import save_figure
 
 MAX_COLUMNS = 10
 
@@ -29,9 +26,8 @@ def plot_preview(dataset_path: str | os.PathLike, out_path: str | os.PathLike, t
     grid = read_grid(dataset_path)
     rows = [sweep_indices(grid.sizes, k) for k in range(len(grid.sizes))]
     n_cols = max(len(r) for r in rows)
-    fig, axes = plt.subplots(
-        len(rows), n_cols, figsize=(1.1 * n_cols + 1.2, 1.1 * len(rows) + 0.4), squeeze=False
-    )
+    fig = Figure(figsize=(1.1 * n_cols + 1.2, 1.1 * len(rows) + 0.4))
+    axes = fig.subplots(len(rows), n_cols, squeeze=False)
     for k, (factor, indices) in enumerate(zip(grid.factors, rows)):
         images = read_rows(dataset_path, indices)
         classes = grid.classes(indices)[:, k]

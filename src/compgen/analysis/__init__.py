@@ -1,0 +1,1 @@
+"""Scores of trained representations (metrics) and the figures that show them (figures)."""

@@ -1,0 +1,46 @@
+"""The per-run figures, drawn from the arrays the analysis kept (no model needed)."""
+
+from __future__ import annotations
+
+import os
+
+from compgen.analysis import figures
+from compgen.analysis.evaluate import load_arrays
+
+
+def _reconstructions(arrays: dict, out_path) -> None:
+    figures.plot_reconstructions(
+        {
+            "training combinations": (arrays["recon_train_inputs"], arrays["recon_train_outputs"]),
+            "held-out combinations": (arrays["recon_test_inputs"], arrays["recon_test_outputs"]),
+        },
+        out_path,
+    )
+
+
+def _hinton(arrays: dict, out_path) -> None:
+    figures.plot_hinton(arrays["importance"], list(arrays["importance_factors"]), out_path)
+
+
+def _latents(arrays: dict, out_path) -> None:
+    figures.plot_latent_representation(
+        arrays["latents"],
+        arrays["latent_classes"],
+        arrays["latent_is_train"],
+        tuple(int(a) for a in arrays["factor_axes"]),
+        tuple(int(a) for a in arrays["latent_axes"]),
+        list(arrays["factor_names"]),
+        out_path,
+    )
+
+
+DRAWERS = {"reconstructions": _reconstructions, "hinton": _hinton, "latents": _latents}
+
+
+def draw_run_figure(figure: str, arrays_path, train_log_path, out_path: str | os.PathLike) -> None:
+    if figure == "curves":
+        figures.plot_training_curves(train_log_path, out_path)
+        return
+    if figure not in DRAWERS:
+        raise ValueError(f"unknown figure {figure!r}; allowed: curves, {', '.join(DRAWERS)}")
+    DRAWERS[figure](load_arrays(arrays_path), out_path)

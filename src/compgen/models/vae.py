@@ -1,0 +1,31 @@
+"""A VAE: any encoder giving (mu, logvar) with any decoder giving logits."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class VAE(nn.Module):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.encoder(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """Reparameterised sample while training; the mean at evaluation (SPEC §4)."""
+        if not self.training:
+            return mu
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Returns (logits, mu, logvar, z)."""
+        mu, logvar = self.encode(x)
+        z = self.sample(mu, logvar)
+        return self.decode(z), mu, logvar, z

@@ -1,0 +1,210 @@
+"""Scores of many runs: a tidy table, means over seeds, and LaTeX tables for the paper's groups."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from compgen.atomic import atomic_path
+
+RUN_COLUMNS = ["run_id", "dataset", "condition", "model", "seed"]
+# The paper's group tables: reconstruction on train and held-out combinations, readout, D.
+GROUP_TABLE_COLUMNS = {
+    "recon_train": "Recon.\\ train",
+    "recon_test": "Recon.\\ test",
+    "r2_test_mean": "$R^2$ test",
+    "dci_disentanglement": "Disentanglement",
+}
+GROUP_TABLE_LOWER_IS_BETTER = {"recon_train", "recon_test"}
+GROUP_COLUMNS = ["dataset", "condition", "model"]
+TIDY_COLUMNS = RUN_COLUMNS + ["metric", "value"]
+
+_LATEX_SPECIALS = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIALS.get(ch, ch) for ch in str(text))
+
+
+def _flatten_numeric(scores: Mapping, prefix: str = "") -> Iterable[tuple[str, float]]:
+    """(metric name, value) for every number in a nested dict; `a/b` names nested keys."""
+    for key, value in scores.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _flatten_numeric(value, prefix=f"{name}/")
+        elif isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+            yield name, float(value)
+        elif value is None:
+            # JSON null is how a NaN score (e.g. R² of a single-valued factor) may be stored.
+            yield name, math.nan
+
+
+def collect_scores(entries: list[dict]) -> pd.DataFrame:
+    """Tidy frame, one row per (run, metric); lists, strings and booleans are skipped."""
+    rows = []
+    for entry in entries:
+        run = {column: entry[column] for column in RUN_COLUMNS}
+        for metric, value in _flatten_numeric(entry["scores"]):
+            rows.append({**run, "metric": metric, "value": value})
+    tidy = pd.DataFrame(rows, columns=TIDY_COLUMNS)
+    return tidy.astype({"value": "float64"})
+
+
+def aggregate(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for one seed) and number of seeds with a finite value."""
+    grouped = tidy.groupby(GROUP_COLUMNS + ["metric"], sort=False)["value"]
+    out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
+    return out.astype({"n_seeds": "int64"})
+
+
+def _significant(x: float, digits: int = 3) -> str:
+    """`digits` significant digits, trailing zeros kept (0.250); no exponent for large values."""
+    rounded = float(f"{x:.{digits - 1}e}")
+    if abs(rounded) >= 10**digits:
+        # Losses like 4523 read "4520", not "4.52e+03".
+        return f"{rounded:.0f}"
+    if rounded != 0 and abs(rounded) < 1e-3:
+        return f"{rounded:.{digits - 1}e}"
+    return f"{rounded:#.{digits}g}".rstrip(".")
+
+
+def _mean_std_cell(mean: float, std: float) -> str:
+    if not np.isfinite(mean):
+        return "--"
+    # Numbers stay in text mode so that \textbf makes them bold (math mode would not).
+    if not np.isfinite(std):
+        return _significant(mean)
+    return f"{_significant(mean)} $\\pm$ {_significant(std)}"
+
+
+def _best_mask(means: pd.Series, lower_is_better: bool) -> pd.Series:
+    """True where the mean is best within its (dataset, condition); only if two or more compete."""
+    best = pd.Series(False, index=means.index)
+    for _, group in means.groupby(level=["dataset", "condition"], sort=False):
+        finite = group.dropna()
+        if len(finite) < 2:
+            continue
+        target = finite.min() if lower_is_better else finite.max()
+        best[finite.index[finite == target]] = True
+    return best
+
+
+def group_table(
+    tidy: pd.DataFrame,
+    columns: dict[str, str],
+    lower_is_better: set[str],
+    caption: str,
+    label: str,
+) -> str:
+    """LaTeX table (booktabs) of mean ± std over seeds, best per column per condition in bold.
+
+    `columns` maps metric name -> column heading (LaTeX, in display order); rows are
+    (dataset, condition, model) in order of first appearance. Row names and the caption are
+    escaped, headings are not (so "$R^2$" works).
+    """
+    stats = aggregate(tidy[tidy["metric"].isin(list(columns))])
+    runs = tidy[GROUP_COLUMNS].drop_duplicates()
+    index = pd.MultiIndex.from_frame(runs)
+    means = stats.pivot(index=GROUP_COLUMNS, columns="metric", values="mean").reindex(index)
+    stds = stats.pivot(index=GROUP_COLUMNS, columns="metric", values="std").reindex(index)
+
+    cells = pd.DataFrame(index=index)
+    bold = pd.DataFrame(False, index=index, columns=list(columns.values()))
+    for metric, heading in columns.items():
+        mean = means[metric] if metric in means else pd.Series(np.nan, index=index)
+        std = stds[metric] if metric in stds else pd.Series(np.nan, index=index)
+        cells[heading] = [_mean_std_cell(m, s) for m, s in zip(mean, std)]
+        bold[heading] = _best_mask(mean, metric in lower_is_better).to_numpy()
+
+    cells.index = pd.MultiIndex.from_tuples(
+        [tuple(latex_escape(part) for part in row) for row in index], names=GROUP_COLUMNS
+    )
+    bold.index = cells.index
+
+    styler = cells.style.apply(
+        lambda column: np.where(bold[column.name], "textbf:--rwrap;", ""), axis=0
+    )
+    return styler.to_latex(
+        hrules=True,
+        caption=latex_escape(caption),
+        label=label,
+        position_float="centering",
+        column_format="lll" + "r" * len(columns),
+        multirow_align="naive",
+    )
+
+
+def write_table(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n")
+
+
+def load_entries(runs: list[dict], score_paths: list[str | os.PathLike]) -> list[dict]:
+    """Entries for collect_scores from run specs (run_id, dataset, condition, model_name, seed)
+    and their scores.json files, given in the same order."""
+    if len(runs) != len(score_paths):
+        raise ValueError(f"{len(runs)} runs but {len(score_paths)} score files")
+    entries = []
+    for run, score_path in zip(runs, score_paths):
+        with open(score_path) as f:
+            scores = json.load(f)
+        entries.append({
+            "run_id": run["run_id"],
+            "dataset": run["dataset"],
+            "condition": run["condition"],
+            "model": run["model_name"],
+            "seed": run["seed"],
+            "scores": scores,
+        })
+    return entries
+
+
+def write_study_csv(
+    runs: list[dict],
+    score_paths: list[str | os.PathLike],
+    csv_path: str | os.PathLike,
+    aggregated_path: str | os.PathLike,
+) -> None:
+    """Every score of every run (tidy CSV) and its mean/std over seeds."""
+    tidy = collect_scores(load_entries(runs, score_paths))
+    write_csv(tidy, csv_path)
+    write_csv(aggregate(tidy), aggregated_path)
+
+
+def write_group_table(
+    runs: list[dict],
+    score_paths: list[str | os.PathLike],
+    table_path: str | os.PathLike,
+    csv_path: str | os.PathLike,
+    title: str,
+    labels: dict[str, str],
+    label: str,
+    columns: dict[str, str] = GROUP_TABLE_COLUMNS,
+    lower_is_better: set[str] = GROUP_TABLE_LOWER_IS_BETTER,
+) -> None:
+    """A group's LaTeX table (models shown by their labels) and mean/std of all its scores."""
+    tidy = collect_scores(load_entries(runs, score_paths))
+    tidy["model"] = tidy["model"].map(lambda model: labels.get(model, model))
+    write_table(group_table(tidy, columns, lower_is_better, caption=title, label=label), table_path)
+    write_csv(aggregate(tidy), csv_path)

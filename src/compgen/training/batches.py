@@ -1,0 +1,175 @@
+"""Training data on the device, and vectorised sampling of composition triplets (SPEC §4).
+
+Triplets are sampled exactly, without rejection: for every factor d the codes are grouped into
+"lines" (codes equal except in d) and into "value groups" (codes with the same class of d), so a
+target is a random other member of the reference's line, and a command a random member of the
+target's value group. Every step is a whole-batch tensor operation.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Triplets(NamedTuple):
+    ref: torch.Tensor | np.ndarray
+    cmd: torch.Tensor | np.ndarray
+    target: torch.Tensor | np.ndarray
+    d: torch.Tensor | np.ndarray
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images in [0, 255] to float32 in [0, 1], on their own device."""
+    return images.to(torch.float32) / 255.0
+
+
+def images_to_tensor(images: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """N x H x W x C uint8 (the store's layout) to an N x C x H x W uint8 tensor on `device`."""
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)
+
+
+def action_onehot(d: torch.Tensor, n_factors: int) -> torch.Tensor:
+    return F.one_hot(d.long(), n_factors).to(torch.float32)
+
+
+def flat_index(classes: np.ndarray, sizes) -> np.ndarray:
+    return np.ravel_multi_index(tuple(np.asarray(classes, dtype=np.int64).T), tuple(sizes)).astype(np.int64)
+
+
+def position_lookup(flat_indices: np.ndarray, grid_size: int) -> np.ndarray:
+    """Dense map full-grid index -> position in `flat_indices`, or -1 where absent."""
+    lookup = np.full(grid_size, -1, dtype=np.int64)
+    lookup[np.asarray(flat_indices, dtype=np.int64)] = np.arange(len(flat_indices), dtype=np.int64)
+    return lookup
+
+
+class CodeTables:
+    """Per-factor line and value-group tables over a set of distinct grid codes (rows)."""
+
+    def __init__(self, classes: np.ndarray, sizes, device: torch.device | str = "cpu"):
+        classes = np.asarray(classes, dtype=np.int64)
+        sizes = tuple(int(s) for s in sizes)
+        n, k = classes.shape
+        if k != len(sizes):
+            raise ValueError(f"codes have {k} factors but the grid has {len(sizes)}")
+        flat = flat_index(classes, sizes)
+        if np.unique(flat).size != n:
+            raise ValueError("codes must be distinct grid cells")
+        strides = np.array([int(np.prod(sizes[i + 1 :], dtype=np.int64)) for i in range(k)], dtype=np.int64)
+        line_order = np.empty((k, n), dtype=np.int64)
+        line_start = np.empty((k, n), dtype=np.int64)
+        line_count = np.empty((k, n), dtype=np.int64)
+        rank = np.empty((k, n), dtype=np.int64)
+        max_size = max(sizes)
+        value_order = np.empty((k, n), dtype=np.int64)
+        value_start = np.zeros((k, max_size), dtype=np.int64)
+        value_count = np.zeros((k, max_size), dtype=np.int64)
+        for d in range(k):
+            line_id = flat - classes[:, d] * strides[d]
+            order = np.argsort(line_id, kind="stable")
+            uniq, starts, counts = np.unique(line_id[order], return_index=True, return_counts=True)
+            group = np.searchsorted(uniq, line_id)
+            line_order[d] = order
+            line_start[d] = starts[group]
+            line_count[d] = counts[group]
+            rank[d, order] = np.arange(n)
+            value_order[d] = np.argsort(classes[:, d], kind="stable")
+            counts_v = np.bincount(classes[:, d], minlength=sizes[d])
+            value_count[d, : sizes[d]] = counts_v
+            value_start[d, : sizes[d]] = np.cumsum(counts_v) - counts_v
+        t = lambda a: torch.as_tensor(a, device=device)  # noqa: E731
+        self.n, self.k, self.sizes = n, k, sizes
+        self.classes = t(classes)
+        self.flat = t(flat)
+        self.line_order, self.line_start, self.line_count, self.rank = map(t, (line_order, line_start, line_count, rank))
+        self.value_order, self.value_start, self.value_count = map(t, (value_order, value_start, value_count))
+        # has_alternative[r, d]: another code differs from row r in factor d only.
+        self.has_alternative = t(line_count.T >= 2)
+
+    def _uniform_below(self, high: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Uniform integers in [0, high) per element (float64 keeps large counts exact)."""
+        u = torch.rand(high.shape, generator=generator, dtype=torch.float64, device=high.device)
+        return torch.minimum((u * high).long(), high - 1)
+
+    def choose_factor(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A factor, uniformly among those in which row r has another code."""
+        u = torch.rand((rows.shape[0], self.k), generator=generator, device=rows.device)
+        return torch.where(self.has_alternative[rows], u, -1.0).argmax(1)
+
+    def line_neighbour(self, rows: torch.Tensor, d: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A uniformly random other row equal to `rows` except in factor d."""
+        start, count = self.line_start[d, rows], self.line_count[d, rows]
+        own = self.rank[d, rows] - start
+        j = self._uniform_below(count - 1, generator)
+        j = j + (j >= own).long()
+        return self.line_order[d, start + j]
+
+    def same_value(self, d: torch.Tensor, value: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """A uniformly random row whose class of factor d is `value`."""
+        start, count = self.value_start[d, value], self.value_count[d, value]
+        return self.value_order[d, start + self._uniform_below(count, generator)]
+
+    def triplets_from_targets(self, target: torch.Tensor, generator: torch.Generator) -> Triplets:
+        d = self.choose_factor(target, generator)
+        ref = self.line_neighbour(target, d, generator)
+        cmd = self.same_value(d, self.classes[target, d], generator)
+        return Triplets(ref, cmd, target, d)
+
+
+class TripletSampler:
+    """Composition triplets (ref, cmd, target, d) as row indices into the training subset.
+
+    Random numbers come from `generator` (tables live on its device); results move to `device`.
+    A reference is drawn uniformly among rows that have another valid value in some factor; d
+    uniformly among those factors; the target is a random training code differing from the
+    reference in d only; the command a random training code sharing the target's class of d.
+    """
+
+    def __init__(self, train_classes: np.ndarray, sizes, generator: torch.Generator, device="cpu"):
+        self.generator = generator
+        self.device = torch.device(device)
+        self.tables = CodeTables(train_classes, sizes, device=generator.device)
+        self.eligible = torch.nonzero(self.tables.has_alternative.any(1)).flatten()
+        if self.eligible.numel() == 0:
+            raise ValueError("no training code has another valid value in any factor: no composition triplets exist")
+
+    @property
+    def n_factors(self) -> int:
+        return self.tables.k
+
+    def sample(self, batch_size: int) -> Triplets:
+        g = self.generator
+        pick = torch.randint(self.eligible.numel(), (batch_size,), generator=g, device=g.device)
+        ref = self.eligible[pick]
+        d = self.tables.choose_factor(ref, g)
+        target = self.tables.line_neighbour(ref, d, g)
+        cmd = self.tables.same_value(d, self.tables.classes[target, d], g)
+        return Triplets(*(t.to(self.device) for t in (ref, cmd, target, d)))
+
+
+def heldout_triplets(grid_sizes, train_classes: np.ndarray, test_classes: np.ndarray, n: int,
+                     generator: torch.Generator) -> Triplets:
+    """`n` triplets whose target is a held-out (test) code; ref and cmd come from train and test.
+
+    Returns numpy int64 full-grid (C-order flat) indices of ref, cmd and target, and d.
+    """
+    sizes = tuple(int(s) for s in grid_sizes)
+    pool_flat = np.unique(flat_index(np.concatenate([np.asarray(train_classes), np.asarray(test_classes)]), sizes))
+    test_flat = np.unique(flat_index(test_classes, sizes))
+    pool_classes = np.stack(np.unravel_index(pool_flat, sizes), axis=1)
+    tables = CodeTables(pool_classes, sizes, device=generator.device)
+    is_test = torch.as_tensor(np.isin(pool_flat, test_flat), device=generator.device)
+    eligible = torch.nonzero(is_test & tables.has_alternative.any(1)).flatten()
+    if eligible.numel() == 0:
+        raise ValueError("no held-out code has another valid value in any factor: no held-out triplets exist")
+    target = eligible[torch.randint(eligible.numel(), (n,), generator=generator, device=generator.device)]
+    rows = tables.triplets_from_targets(target, generator)
+    flat = tables.flat.cpu().numpy()
+    return Triplets(
+        flat[rows.ref.cpu().numpy()], flat[rows.cmd.cpu().numpy()], flat[rows.target.cpu().numpy()],
+        rows.d.cpu().numpy().astype(np.int64),
+    )

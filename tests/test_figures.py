@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from compgen.analysis.figures import (
+    DPI,
+    plot_hinton,
+    plot_latent_representation,
+    plot_reconstructions,
+    plot_training_curves,
+)
+
+
+def _check_png(path, figsize):
+    assert path.stat().st_size > 0
+    height, width = imread(path).shape[:2]
+    assert (width, height) == (round(figsize[0] * DPI), round(figsize[1] * DPI))
+
+
+def _twice_identical(plot, tmp_path, name):
+    first, second = tmp_path / "a" / name, tmp_path / "b" / name
+    plot(first)
+    plot(second)
+    assert first.read_bytes() == second.read_bytes()
+    return first
+
+
+def test_hinton(tmp_path):
+    r = np.abs(np.random.default_rng(0).standard_normal((6, 4)))
+    r[5] = 0.0  # a dead latent
+    size = (4.0, 3.5)
+    path = _twice_identical(
+        lambda p: plot_hinton(r, ["shape", "scale", "posX", "posY"], p, figsize=size),
+        tmp_path, "hinton.png",
+    )
+    _check_png(path, size)
+    plot_hinton(np.zeros((2, 2)), ["a", "b"], tmp_path / "zeros.png")
+
+
+def test_reconstructions_uint8_and_float_sections(tmp_path):
+    rng = np.random.default_rng(1)
+    train = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    test = rng.random((3, 16, 16, 1))
+    sections = {"train": (train, train[::-1]), "test": (test, np.clip(test + 0.2, 0, 1))}
+    size = (8.0, 2.5)
+    path = _twice_identical(
+        lambda p: plot_reconstructions(sections, p, title="run", figsize=size),
+        tmp_path, "recons.png",
+    )
+    _check_png(path, size)
+
+
+def test_reconstructions_rejects_mismatched_shapes(tmp_path):
+    with pytest.raises(ValueError, match="differ"):
+        plot_reconstructions({"x": (np.zeros((2, 4, 4, 1)), np.zeros((3, 4, 4, 1)))}, tmp_path / "x.png")
+
+
+def _two_factor_latents(seed=2):
+    rng = np.random.default_rng(seed)
+    classes = np.array([(a, b) for a in range(3) for b in range(6) for _ in range(40)])
+    z = np.column_stack([classes[:, 1] / 5.0, classes[:, 0] / 2.0, np.zeros(len(classes))])
+    z[:, :2] += 0.03 * rng.standard_normal((len(classes), 2))
+    train = ~((classes[:, 0] == 1) & (classes[:, 1] >= 3))
+    return z, classes, train
+
+
+def test_latent_representation(tmp_path):
+    z, classes, train = _two_factor_latents()
+    size = (5.5, 4.5)
+    path = _twice_identical(
+        lambda p: plot_latent_representation(z, classes, train, (0, 1), (1, 0), ["shape", "posX"], p),
+        tmp_path, "latents.png",
+    )
+    _check_png(path, size)
+
+
+def test_latent_representation_degenerate_inputs(tmp_path):
+    z, classes, train = _two_factor_latents()
+    # Constant latents on both axes.
+    plot_latent_representation(z, classes, train, (0, 1), (2, 2), ["a", "b"], tmp_path / "const.png")
+    # Single-point groups, and every point held out.
+    few = np.array([[0, 0], [1, 1], [2, 0]])
+    plot_latent_representation(np.ones((3, 2)), few, np.array([True, True, False]), (0, 1), (0, 1),
+                               ["a", "b"], tmp_path / "few.png")
+    plot_latent_representation(z, classes, np.zeros(len(z), bool), (0, 1), (0, 1), ["a", "b"],
+                               tmp_path / "all_test.png")
+    # Non-finite latents (a diverged model), and all of them non-finite.
+    z_nan = z.copy()
+    z_nan[::7, 0] = np.nan
+    plot_latent_representation(z_nan, classes, train, (0, 1), (0, 1), ["a", "b"], tmp_path / "nan.png")
+    plot_latent_representation(np.full_like(z, np.inf), classes, train, (0, 1), (0, 1), ["a", "b"],
+                               tmp_path / "inf.png")
+    for name in ("const.png", "few.png", "all_test.png", "nan.png", "inf.png"):
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_training_curves(tmp_path):
+    csv = tmp_path / "train_log.csv"
+    epochs = np.arange(1, 11)
+    lines = ["epoch,loss,val_loss,kl,lr,phase"]
+    lines += [f"{e},{100 / e},{120 / e},{0.1 * e},0.001,train" for e in epochs]
+    csv.write_text("\n".join(lines) + "\n")
+    size = (7.0, 5.0)
+    path = _twice_identical(lambda p: plot_training_curves(csv, p, figsize=size), tmp_path, "curves.png")
+    _check_png(path, size)
+
+
+def test_pdf_output_is_reproducible(tmp_path):
+    r = np.eye(3)
+    _twice_identical(lambda p: plot_hinton(r, ["a", "b", "c"], p), tmp_path, "hinton.pdf")

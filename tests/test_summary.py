@@ -1,0 +1,149 @@
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from compgen.summary import (
+    aggregate,
+    collect_scores,
+    group_table,
+    write_csv,
+    write_group_table,
+    write_study_csv,
+    write_table,
+)
+
+RECON_TEST = {  # (model, seed) -> test reconstruction loss
+    ("beta_vae", 0): 10.0, ("beta_vae", 1): 14.0, ("beta_vae", 2): 12.0,
+    ("wae", 0): 8.0, ("wae", 1): 9.0, ("wae", 2): 10.0,
+}
+
+
+def _entries(condition="sqr2tx", models=("beta_vae", "wae")):
+    entries = []
+    for model in models:
+        for seed in range(3):
+            recon = RECON_TEST[(model, seed)]
+            entries.append({
+                "run_id": f"dsprites-{condition}-{model}-s{seed}",
+                "dataset": "dsprites",
+                "condition": condition,
+                "model": model,
+                "seed": seed,
+                "scores": {
+                    "recon_train": recon / 2,
+                    "recon_test": recon,
+                    "dci_disentanglement": 0.5 if model == "wae" else 0.25,
+                    "mig": 0.1 * seed,
+                    "r2_test": {"posX": 0.9, "shape": None},
+                    "matching": [1, 0],  # a list: skipped
+                    "model_name": model,  # a string: skipped
+                    "converged": True,  # a boolean: skipped
+                },
+            })
+    return entries
+
+
+def test_collect_scores_is_tidy_with_flattened_names():
+    tidy = collect_scores(_entries())
+    assert list(tidy.columns) == ["run_id", "dataset", "condition", "model", "seed", "metric", "value"]
+    metrics = ["recon_train", "recon_test", "dci_disentanglement", "mig", "r2_test/posX", "r2_test/shape"]
+    assert len(tidy) == 6 * len(metrics)
+    assert set(tidy["metric"]) == set(metrics)
+    assert tidy.groupby("run_id").size().eq(len(metrics)).all()
+    assert math.isnan(tidy.loc[tidy["metric"] == "r2_test/shape", "value"].iloc[0])
+
+
+def test_aggregate_mean_std_over_seeds():
+    stats = aggregate(collect_scores(_entries())).set_index(["model", "metric"])
+    row = stats.loc[("beta_vae", "recon_test")]
+    assert row["mean"] == pytest.approx(12.0)
+    assert row["std"] == pytest.approx(2.0)  # sample std of 10, 14, 12
+    assert row["n_seeds"] == 3
+    assert stats.loc[("wae", "mig"), "mean"] == pytest.approx(0.1)
+    assert stats.loc[("wae", "r2_test/shape"), "n_seeds"] == 0
+
+
+def _table(entries):
+    return group_table(
+        collect_scores(entries),
+        columns={"recon_test": "Recon (test)", "dci_disentanglement": "$D$", "mig": "MIG"},
+        lower_is_better={"recon_test"},
+        caption="dSprites sqr2tx_cent and sqr2tx",
+        label="tab:dsprites_recomb",
+    )
+
+
+def _body_rows(latex):
+    body = latex.split("\\midrule")[1].split("\\bottomrule")[0]
+    return [line for line in body.strip().splitlines() if line.strip().endswith("\\\\")]
+
+
+def test_group_table_rows_bold_and_syntax():
+    latex = _table(_entries("sqr2tx") + _entries("sqr2tx_cent"))
+    assert "\\begin{tabular}" in latex and "\\end{tabular}" in latex
+    assert "\\toprule" in latex and "\\bottomrule" in latex
+    assert latex.count("{") == latex.count("}")
+    assert "sqr2tx\\_cent" in latex and "beta\\_vae" in latex
+    assert "& $D$ &" in latex  # headings are LaTeX, not escaped
+    assert "tab:dsprites_recomb" in latex  # labels are not escaped
+    rows = _body_rows(latex)
+    assert len(rows) == 4  # (condition, model) pairs
+    for row in rows:
+        cells = [c.strip() for c in row.rstrip("\\").split("&")]
+        recon, disent, mig_cell = cells[3:]
+        if "wae" in row:  # lower recon and higher D: both bold
+            assert recon.startswith("\\textbf{9")
+            assert disent.startswith("\\textbf{0.5")
+        else:
+            assert recon == "12.0 $\\pm$ 2.00"
+            assert "\\textbf" not in disent
+        # MIG ties between models (0, 0.1, 0.2 for both): both bold.
+        assert mig_cell.startswith("\\textbf{0.1")
+
+
+def test_group_table_single_model_not_bold_and_missing_metric():
+    latex = group_table(
+        collect_scores(_entries(models=("wae",))),
+        columns={"recon_test": "Recon", "composition_test": "Comp"},
+        lower_is_better={"recon_test", "composition_test"},
+        caption="c",
+        label="tab:c",
+    )
+    rows = _body_rows(latex)
+    assert len(rows) == 1 and "\\textbf" not in rows[0]
+    assert rows[0].rstrip("\\").split("&")[-1].strip() == "--"
+
+
+def test_writers_are_atomic_and_roundtrip(tmp_path):
+    tidy = collect_scores(_entries())
+    write_csv(tidy, tmp_path / "out" / "scores.csv")
+    back = pd.read_csv(tmp_path / "out" / "scores.csv")
+    assert len(back) == len(tidy)
+    np.testing.assert_allclose(back["value"], tidy["value"])
+    write_table("x\n", tmp_path / "out" / "t.tex")
+    assert (tmp_path / "out" / "t.tex").read_text() == "x\n"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["scores.csv", "t.tex"]
+
+
+def test_workflow_writers_from_run_specs_and_score_files(tmp_path):
+    entries = _entries()
+    runs, paths = [], []
+    for entry in entries:
+        runs.append({"run_id": entry["run_id"], "dataset": entry["dataset"],
+                     "condition": entry["condition"], "model_name": entry["model"],
+                     "seed": entry["seed"], "model": {"beta": 4.0}})
+        path = tmp_path / "scores" / f"{entry['run_id']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(entry["scores"]))
+        paths.append(path)
+    write_study_csv(runs, paths, tmp_path / "scores.csv", tmp_path / "by_model.csv")
+    assert len(pd.read_csv(tmp_path / "scores.csv")) == 6 * 6
+    assert set(pd.read_csv(tmp_path / "by_model.csv")["model"]) == {"beta_vae", "wae"}
+    write_group_table(runs, paths, tmp_path / "g.tex", tmp_path / "g.csv", title="Group_1",
+                      labels={"beta_vae": "VAE (fixint)"}, label="tab:g")
+    latex = (tmp_path / "g.tex").read_text()
+    assert "VAE (fixint)" in latex and "Group\\_1" in latex and "$R^2$ test" in latex
+    assert len(_body_rows(latex)) == 2

@@ -83,6 +83,18 @@ def test_prepare_writes_layout_and_provenance(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_read_rows_by_blocks_equals_a_full_read(tmp_path):
+    path = tmp_path / "circles.h5"
+    prepare_dataset("circles", {}, path)
+    with h5py.File(path) as f:
+        everything = f["images"][:]
+    idx = np.array([1000, 2, 17, 3, 16, 17, 512, 1023])
+    for block in (1, 8, 1024):
+        assert np.array_equal(read_rows(path, idx, block=block), everything[idx])
+    with pytest.raises(DatasetError, match="out of range"):
+        read_rows(path, [1024])
+
+
 def test_reading_a_broken_file_names_it(tmp_path):
     bad = tmp_path / "broken.h5"
     bad.write_bytes(b"not an hdf5 file")

@@ -72,7 +72,7 @@ def heldout_composition_loss(model, dataset_path, grid: Grid, train, test, recon
         out = model.compose(
             _images(dataset_path, np.asarray(ref[sl])), _images(dataset_path, np.asarray(cmd[sl])), action
         )
-        losses.append(reconstruction_per_image(out["target"], _images(dataset_path, np.asarray(target[sl])), recon_kind))
+        losses.append(reconstruction_per_image(out["recon_target"], _images(dataset_path, np.asarray(target[sl])), recon_kind))
     return float(torch.cat(losses).mean())
 
 

@@ -84,7 +84,7 @@ def seed_everything(seed: int) -> None:
 
 def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(fit rows, validation rows), both sorted: a seeded `fraction` of the training subset."""
-    n_val = min(n - 1, max(1, int(round(fraction * n)))) if fraction > 0 else 0
+    n_val = min(n - 1, max(1, int(round(fraction * n))))
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
@@ -108,6 +108,8 @@ def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> d
     grid = read_grid(dataset_path)
     with np.load(split_path, allow_pickle=False) as split:
         train_flat = np.asarray(split["train"], dtype=np.int64)
+    if not 0 < float(cfg["val_fraction"]) < 1:
+        raise ValueError(f"training.val_fraction must be in (0, 1), got {cfg['val_fraction']}")
     if train_flat.size < 2:
         raise ValueError(f"{split_path}: the training subset has {train_flat.size} images; need at least 2")
     classes = grid.classes(train_flat)

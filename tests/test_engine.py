@@ -1,0 +1,145 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import compgen.training.engine as engine_module
+from compgen.datasets.store import write_dataset
+from compgen.grid import Factor, Grid
+from compgen.models import build_model, load_trained
+from compgen.training import train_run
+from compgen.training.engine import latest_checkpoint
+
+SIDE = 12
+
+
+def render(classes: np.ndarray) -> np.ndarray:
+    """A bright square whose position is (x, y) and whose size is the third factor."""
+    out = np.zeros((len(classes), 64, 64, 1), dtype=np.uint8)
+    for i, (x, y, s) in enumerate(classes):
+        side = SIDE + 8 * s
+        out[i, 4 + 12 * y : 4 + 12 * y + side, 4 + 12 * x : 4 + 12 * x + side] = 255
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    grid = Grid((Factor("x", (0.0, 1.0, 2.0, 3.0)), Factor("y", (0.0, 1.0, 2.0, 3.0)), Factor("size", (0.0, 1.0))),
+                (64, 64, 1))
+    write_dataset(root / "toy.h5", grid, render, {"source": "test"})
+    classes = grid.all_classes()
+    held_out = (classes[:, 0] >= 2) & (classes[:, 1] >= 2) & (classes[:, 2] == 1)
+    np.savez(root / "split.npz", train=np.flatnonzero(~held_out).astype(np.int64),
+             test=np.flatnonzero(held_out).astype(np.int64))
+    return root / "toy.h5", root / "split.npz"
+
+
+def make_run(task="unsupervised", epochs=3, lr=1e-3, **training):
+    model = {"task": task, "encoder": "kim", "decoder": "kim", "latent_size": 4, "loss": "vae", "recon": "bce"}
+    if task == "composition":
+        model["op"] = "fixint"
+    return {"run_id": f"toy-{task}", "dataset": "toy", "condition": "corner", "model_name": "kim", "seed": 3,
+            "model": model,
+            "training": {"epochs": epochs, "batch_size": 8, "lr": lr, "val_fraction": 0.1,
+                         "max_steps_per_epoch": None, "checkpoint_every": 1, "device": "cpu", **training}}
+
+
+def test_unsupervised_run_learns_and_writes_outputs(data, tmp_path):
+    dataset, split = data
+    out = tmp_path / "out"
+    summary = train_run(dataset, split, make_run(epochs=4), out, tmp_path / "ckpt")
+    log = pd.read_csv(out / "train_log.csv")
+    assert list(log.columns) == ["epoch", "recon", "kl", "loss", "val_recon", "images_per_s", "seconds"]
+    assert log["epoch"].tolist() == [1, 2, 3, 4]
+    assert log["loss"].iloc[-1] < log["loss"].iloc[0]
+    assert summary["n_train"] == 25 and summary["n_val"] == 3 and summary["steps_per_epoch"] == 4
+    assert summary["best_epoch"] == int(log["val_recon"].idxmin()) + 1
+
+    payload = torch.load(out / "model.pt", weights_only=True)
+    assert payload["image_shape"] == [64, 64, 1] and payload["factor_sizes"] == [4, 4, 2]
+    assert payload["factor_names"] == ["x", "y", "size"] and payload["best_epoch"] == summary["best_epoch"]
+    model, _ = load_trained(out / "model.pt")
+    rebuilt = build_model(payload["model_config"], payload["image_shape"], 3)
+    rebuilt.load_state_dict(payload["last_state_dict"])
+    rebuilt.eval()
+    x = torch.rand(2, 1, 64, 64)
+    assert model(x)[0].shape == (2, 1, 64, 64)
+    assert torch.equal(rebuilt(x)[0], rebuilt(x)[0])
+
+    info = json.loads((out / "run.json").read_text())
+    assert info["seed"] == 3 and info["run"]["training"]["device"] == "cpu"
+    assert {"python", "torch", "ignite", "numpy", "compgen"} <= set(info["versions"])
+    assert latest_checkpoint(tmp_path / "ckpt").name == "ckpt_epoch4.pt"
+
+
+def test_composition_fixint_learns(data, tmp_path):
+    dataset, split = data
+    train_run(dataset, split, make_run("composition", epochs=4), tmp_path / "out", tmp_path / "ckpt")
+    log = pd.read_csv(tmp_path / "out" / "train_log.csv")
+    assert list(log.columns[:5]) == ["epoch", "recon_target", "recon_inputs", "kl", "loss"]
+    assert log["loss"].iloc[-1] < log["loss"].iloc[0]
+    assert np.isfinite(log["val_recon"]).all()
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch):
+    dataset, split = data
+    run = make_run("composition", epochs=3)
+    train_run(dataset, split, run, tmp_path / "straight", tmp_path / "ckpt_straight")
+
+    real_loss, calls = engine_module.training_loss, []
+
+    def dies_in_third_epoch(*args):
+        calls.append(1)
+        if len(calls) == 2 * 4 + 2:
+            raise Killed
+        return real_loss(*args)
+
+    monkeypatch.setattr(engine_module, "training_loss", dies_in_third_epoch)
+    with pytest.raises(Killed):
+        train_run(dataset, split, run, tmp_path / "resumed", tmp_path / "ckpt_resumed")
+    monkeypatch.setattr(engine_module, "training_loss", real_loss)
+    assert latest_checkpoint(tmp_path / "ckpt_resumed").name == "ckpt_epoch2.pt"
+    summary = train_run(dataset, split, run, tmp_path / "resumed", tmp_path / "ckpt_resumed")
+    assert summary["resumed_from_epoch"] == 2
+
+    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
+    for key in ("state_dict", "last_state_dict"):
+        assert a[key].keys() == b[key].keys()
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    log_a = pd.read_csv(tmp_path / "straight" / "train_log.csv").drop(columns=["images_per_s", "seconds"])
+    log_b = pd.read_csv(tmp_path / "resumed" / "train_log.csv").drop(columns=["images_per_s", "seconds"])
+    pd.testing.assert_frame_equal(log_a, log_b)
+    assert [p.name for p in (tmp_path / "ckpt_resumed").iterdir()] == ["ckpt_epoch3.pt"]
+
+
+def test_non_finite_loss_stops_with_step_and_parts(data, tmp_path, monkeypatch):
+    dataset, split = data
+    real_loss, calls = engine_module.training_loss, []
+
+    def goes_nan(*args):
+        calls.append(1)
+        parts = real_loss(*args)
+        if len(calls) == 6:
+            parts["loss"] = parts["loss"] * float("nan")
+        return parts
+
+    monkeypatch.setattr(engine_module, "training_loss", goes_nan)
+    with pytest.raises(RuntimeError, match=r"iteration 6 \(epoch 2\).*recon=.*loss=nan"):
+        train_run(dataset, split, make_run(), tmp_path / "out", tmp_path / "ckpt")
+    assert latest_checkpoint(tmp_path / "ckpt").name == "ckpt_epoch1.pt"
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
+def test_checkpoint_of_another_configuration_is_not_resumed(data, tmp_path):
+    dataset, split = data
+    train_run(dataset, split, make_run(epochs=1), tmp_path / "a", tmp_path / "ckpt")
+    summary = train_run(dataset, split, make_run(epochs=1, lr=5e-4), tmp_path / "b", tmp_path / "ckpt")
+    assert summary["resumed_from_epoch"] == 0

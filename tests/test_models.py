@@ -1,0 +1,116 @@
+import pytest
+import torch
+from torch import nn
+
+from compgen.models import DECODERS, ENCODERS, build_model, load_trained
+from compgen.models.blocks import SpatialBroadcastDecoder
+from compgen.models.composition import CompositionModel, FixedInterpolation, LearnedInterpolation
+from compgen.models.vae import VAE
+
+
+def conv_channels(module, kind=nn.Conv2d):
+    return [m.out_channels for m in module.modules() if isinstance(m, kind)]
+
+
+@pytest.mark.parametrize(
+    "name, channels",
+    [("burgess", [32, 32, 32, 32]), ("kim", [32, 32, 64, 64]), ("abdi", [32, 32, 64, 128, 256]),
+     ("montero", [64, 64, 128, 128, 256])],
+)
+def test_conv_encoders_follow_spec(name, channels):
+    enc = ENCODERS[name]((64, 64, 1), 10)
+    assert conv_channels(enc) == channels
+    for conv in (m for m in enc.modules() if isinstance(m, nn.Conv2d)):
+        assert (conv.kernel_size, conv.stride, conv.padding) == ((4, 4), (2, 2), (1, 1))
+    mu, logvar = enc(torch.rand(2, 1, 64, 64))
+    assert mu.shape == logvar.shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", ["burgess", "kim", "abdi", "montero"])
+def test_decoders_mirror_encoders_and_end_with_logits(name):
+    dec = DECODERS[name]((64, 64, 3), 10)
+    first_linear = next(m for m in dec.modules() if isinstance(m, nn.Linear))
+    assert (first_linear.in_features, first_linear.out_features) == (10, 256)
+    assert conv_channels(dec, nn.ConvTranspose2d)[-1] == 3
+    assert isinstance(list(dec.modules())[-1], nn.ConvTranspose2d)  # no output non-linearity
+    assert dec(torch.randn(2, 10)).shape == (2, 3, 64, 64)
+
+
+def test_spatial_broadcast_decoder():
+    dec = DECODERS["sbd"]((64, 64, 3), 6)
+    assert isinstance(dec, SpatialBroadcastDecoder)
+    assert dec.coords.min() == -1 and dec.coords.max() == 1 and dec.coords.shape == (1, 2, 64, 64)
+    convs = [m for m in dec.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in convs[:4]] == [(64, (5, 5))] * 4
+    assert convs[-1].out_channels == 3
+    assert dec(torch.randn(1, 6)).shape == (1, 3, 64, 64)
+
+
+def test_any_encoder_with_any_decoder():
+    model = build_model({"encoder": "kim", "decoder": "sbd", "latent_size": 4}, (64, 64, 1), 2)
+    logits, mu, logvar, z = model(torch.rand(1, 1, 64, 64))
+    assert logits.shape == (1, 1, 64, 64) and z.shape == (1, 4)
+
+
+def test_vae_samples_in_training_and_uses_mean_in_eval():
+    model = build_model({"encoder": "kim", "decoder": "kim"}, (64, 64, 1), 3)
+    x = torch.rand(3, 1, 64, 64)
+    model.eval()
+    _, mu, _, z = model(x)
+    assert torch.equal(z, mu)
+    model.train()
+    _, mu, _, z = model(x)
+    assert not torch.equal(z, mu)
+
+
+def test_fixint_copies_unit_d_from_command():
+    op = FixedInterpolation(n_factors=3, latent_size=5)
+    z_ref, z_cmd = torch.zeros(3, 5), torch.ones(3, 5)
+    out = op(z_ref, z_cmd, torch.eye(3))
+    expected = torch.zeros(3, 5)
+    expected[torch.arange(3), torch.arange(3)] = 1
+    assert torch.equal(out, expected)
+
+
+def test_fixint_needs_a_unit_per_factor():
+    with pytest.raises(ValueError, match="n_factors"):
+        build_model({"task": "composition", "op": "fixint", "encoder": "kim", "decoder": "kim", "latent_size": 4},
+                    (64, 64, 1), 5)
+
+
+def test_interp_gate_mixes_between_latents():
+    op = LearnedInterpolation(n_factors=2, latent_size=4)
+    z_ref, z_cmd = torch.zeros(5, 4), torch.ones(5, 4)
+    out = op(z_ref, z_cmd, torch.eye(2)[[0, 1, 0, 1, 0]])
+    assert out.shape == (5, 4) and bool(((out > 0) & (out < 1)).all())
+
+
+def test_composition_model_compose_and_backbone_access():
+    model = build_model({"task": "composition", "op": "interp", "encoder": "kim", "decoder": "kim"}, (64, 64, 1), 3)
+    assert isinstance(model, CompositionModel) and isinstance(model.vae, VAE)
+    model.eval()
+    ref, cmd = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
+    out = model.compose(ref, cmd, torch.eye(3)[:2])
+    assert set(out) == {"recon_ref", "recon_cmd", "recon_target", "mu_ref", "logvar_ref", "mu_cmd", "logvar_cmd"}
+    mu, _ = model.encode(ref)
+    assert torch.allclose(out["mu_ref"], mu, atol=1e-5)
+    assert torch.allclose(out["recon_ref"], model.decode(mu), atol=1e-4)
+
+
+def test_unknown_names_are_refused():
+    with pytest.raises(ValueError, match="allowed"):
+        build_model({"encoder": "nope", "decoder": "kim"}, (64, 64, 1), 2)
+    with pytest.raises(ValueError, match="allowed"):
+        build_model({"task": "composition", "op": "nope", "encoder": "kim", "decoder": "kim"}, (64, 64, 1), 2)
+
+
+def test_load_trained_round_trip(tmp_path):
+    cfg = {"task": "unsupervised", "encoder": "kim", "decoder": "kim", "latent_size": 3}
+    model = build_model(cfg, (64, 64, 1), 2)
+    payload = {"state_dict": model.state_dict(), "model_config": cfg, "image_shape": [64, 64, 1],
+               "factor_names": ["a", "b"], "factor_sizes": [2, 2], "best_epoch": 1}
+    torch.save(payload, tmp_path / "model.pt")
+    loaded, got = load_trained(tmp_path / "model.pt")
+    x = torch.rand(2, 1, 64, 64)
+    model.eval()
+    assert torch.equal(loaded(x)[0], model(x)[0]) and got["factor_names"] == ["a", "b"]

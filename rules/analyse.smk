@@ -30,7 +30,7 @@ rule run_figure:
     output:
         figure=report(
             f"{ANALYSIS_DIR}/{{figure}}.png",
-            caption="../workflow/report/run_{figure}.rst",
+            caption="../workflow/report/run_figure.rst",
             category="{dataset}",
             subcategory="{condition}",
             labels={"model": "{model}", "seed": "{seed}", "figure": "{figure}"},

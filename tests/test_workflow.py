@@ -32,18 +32,18 @@ TINY = {
     "models": {
         "vae": {"task": "unsupervised", "label": "VAE"},
         "vae_fixint": {"task": "composition", "op": "fixint", "label": "VAE (fixint)"},
-        "sbd_interp": {"task": "composition", "op": "interp", "encoder": "kim", "decoder": "sbd"},
+        "kim_interp": {"task": "composition", "op": "interp", "encoder": "kim", "decoder": "kim"},
     },
     "training": {"epochs": 3, "batch_size": 16, "lr": 1e-3, "max_steps_per_epoch": 6},
     "resources": {"train": {"gpu": 0, "cpus": 1, "mem_mb": 1000, "runtime": 10}},
     "experiments": [
         {"name": "dsprites", "dataset": "dsprites", "conditions": ["sqr2tx"], "models": ["vae", "vae_fixint"], "seeds": [0]},
-        {"name": "circles", "dataset": "circles", "conditions": ["shape2px"], "models": ["sbd_interp"], "seeds": [0]},
+        {"name": "circles", "dataset": "circles", "conditions": ["shape2px"], "models": ["kim_interp"], "seeds": [0]},
     ],
     "groups": {"failure": {"title": "tiny", "members": [{"dataset": "dsprites", "condition": "sqr2tx"}]}},
     "analysis": {"preset": "fast", "n_images": 4},
 }
-RUNS = ["dsprites/sqr2tx/vae/seed0", "dsprites/sqr2tx/vae_fixint/seed0", "circles/shape2px/sbd_interp/seed0"]
+RUNS = ["dsprites/sqr2tx/vae/seed0", "dsprites/sqr2tx/vae_fixint/seed0", "circles/shape2px/kim_interp/seed0"]
 
 
 def snakemake(workdir, *args):
@@ -91,7 +91,7 @@ def test_tables_match_the_runs(finished):
     assert {"recon_train", "recon_test", "dci_disentanglement", "mig"} <= set(tidy["metric"])
     table = (finished / "results/summary/groups/failure.tex").read_text()
     assert "\\begin{tabular}" in table and table.count("\\\\") >= 3  # header + one row per dsprites model
-    assert "VAE (fixint)" in table and "sbd" not in table
+    assert "VAE (fixint)" in table and "kim" not in table
 
 
 def test_figures_are_images(finished):

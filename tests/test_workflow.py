@@ -89,6 +89,7 @@ def test_tables_match_the_runs(finished):
     tidy = pd.read_csv(finished / "results/summary/scores.csv")
     assert sorted(tidy["run_id"].unique()) == sorted(RUNS)
     assert {"recon_train", "recon_test", "dci_disentanglement", "mig"} <= set(tidy["metric"])
+    assert not any(m.startswith("samples") for m in tidy["metric"])
     table = (finished / "results/summary/groups/failure.tex").read_text()
     assert "\\begin{tabular}" in table and table.count("\\\\") >= 3  # header + one row per dsprites model
     assert "VAE (fixint)" in table and "kim" not in table

@@ -55,12 +55,17 @@ def _flatten_numeric(scores: Mapping, prefix: str = "") -> Iterable[tuple[str, f
             yield name, math.nan
 
 
+# Keys of scores.json that describe the analysis rather than score the model.
+NOT_METRICS = ("run_id", "preset", "samples")
+
+
 def collect_scores(entries: list[dict]) -> pd.DataFrame:
     """Tidy frame, one row per (run, metric); lists, strings and booleans are skipped."""
     rows = []
     for entry in entries:
         run = {column: entry[column] for column in RUN_COLUMNS}
-        for metric, value in _flatten_numeric(entry["scores"]):
+        metrics = {k: v for k, v in entry["scores"].items() if k not in NOT_METRICS}
+        for metric, value in _flatten_numeric(metrics):
             rows.append({**run, "metric": metric, "value": value})
     tidy = pd.DataFrame(rows, columns=TIDY_COLUMNS)
     return tidy.astype({"value": "float64"})

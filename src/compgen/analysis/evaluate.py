@@ -103,8 +103,7 @@ def analyse_run(dataset_path, split_path, split_summary_path, model_path, scores
     scores = {
         "run_id": payload["run"]["run_id"],
         "preset": preset,
-        "n_train_scored": int(train_s.size),
-        "n_test_scored": int(test_s.size),
+        "samples": {"train": int(train_s.size), "test": int(test_s.size)},
         "recon_train": float(loss_train.mean()),
         "recon_test": float(loss_test.mean()),
         "dci_disentanglement": float(dci["disentanglement"]),

@@ -24,6 +24,7 @@ from scipy.ndimage import gaussian_filter
 from compgen.figio import DPI, save_figure
 
 HELD_OUT_COLOUR = "red"
+THROUGHPUT_COLUMNS = ("images_per_s", "seconds")
 
 
 def plot_hinton(
@@ -207,7 +208,8 @@ def plot_training_curves(
     if "epoch" not in log.columns:
         raise ValueError(f"{train_log_csv_path}: no 'epoch' column; columns are {list(log.columns)}")
     numeric = log.select_dtypes("number").groupby(log["epoch"]).mean()
-    numeric = numeric.drop(columns="epoch", errors="ignore").dropna(axis=1, how="all")
+    # Throughput and timing are logged beside the losses but are not training curves.
+    numeric = numeric.drop(columns=["epoch", *THROUGHPUT_COLUMNS], errors="ignore").dropna(axis=1, how="all")
     panels: dict[str, list[str]] = {}
     for column in numeric.columns:
         base = column[4:] if column.startswith("val_") and column[4:] in numeric.columns else column

@@ -191,7 +191,8 @@ class TrainingRecord:
         val_recon = val()
         row = {"epoch": epoch}
         row.update({k: v / max(self._steps, 1) for k, v in self._sums.items()})
-        row["val_recon"] = val_recon
+        # Named after the training part it mirrors, so curves pair them.
+        row["val_recon_target" if "recon_target" in self._sums else "val_recon"] = val_recon
         row["images_per_s"] = self._items / train_seconds if train_seconds > 0 else float("nan")
         row["seconds"] = time.perf_counter() - self._started
         self.history.append(row)

@@ -81,7 +81,7 @@ def test_composition_fixint_learns(data, tmp_path):
     log = pd.read_csv(tmp_path / "out" / "train_log.csv")
     assert list(log.columns[:5]) == ["epoch", "recon_target", "recon_inputs", "kl", "loss"]
     assert log["loss"].iloc[-1] < log["loss"].iloc[0]
-    assert np.isfinite(log["val_recon"]).all()
+    assert np.isfinite(log["val_recon_target"]).all()
 
 
 class Killed(Exception):

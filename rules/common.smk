@@ -38,7 +38,7 @@ def group_scores(wildcards):
 
 def all_outputs():
     targets = expand("results/data/{dataset}_preview.png", dataset=STUDY.datasets_used())
-    targets += [f"results/splits/{d}/{c}.json" for d, c in STUDY.splits_used()]
+    targets += [f"results/splits/{d}/{c}.png" for d, c in STUDY.splits_used()]
     for figure in PER_RUN_FIGURES:
         targets += run_paths(f"{ANALYSIS_DIR}/{figure}.png")
     targets += expand("results/summary/groups/{group}.tex", group=sorted(STUDY.groups))

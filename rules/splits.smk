@@ -13,3 +13,25 @@ rule make_split:
         "../envs/compgen.yaml"
     script:
         "../workflow/scripts/make_split.py"
+
+
+rule split_figure:
+    input:
+        data=rules.prepare_dataset.output.data,
+        split=rules.make_split.output.split,
+        summary=rules.make_split.output.summary,
+    output:
+        figure=report(
+            "results/splits/{dataset}/{condition}.png",
+            caption="../workflow/report/split_figure.rst",
+            category="Splits",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "condition": "{condition}"},
+        ),
+    log:
+        "results/logs/split_figure/{dataset}/{condition}.log",
+    localrule: True
+    conda:
+        "../envs/compgen.yaml"
+    script:
+        "../workflow/scripts/split_figure.py"

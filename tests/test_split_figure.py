@@ -1,0 +1,23 @@
+import matplotlib.image as mpimg
+import numpy as np
+
+from compgen.conditions import Condition, write_split
+from compgen.datasets import dataset_grid
+from compgen.split_figure import cell_counts, plot_split
+
+
+def test_cell_counts_marginalise_the_other_factors(tmp_path):
+    grid = dataset_grid("dsprites", {"orientation": 8, "posX": 4, "posY": 4})
+    cond = Condition("sqr2tx", "recomb2range", ({"factor": "shape", "values": [1]}, {"factor": "posX", "gt": 0.5}))
+    summary = write_split(grid, cond, "dsprites", tmp_path / "s.npz", tmp_path / "s.json")
+    with np.load(tmp_path / "s.npz") as f:
+        test = f["test"]
+    counts = cell_counts(grid, test, (grid.axis("shape"), grid.axis("posX")))
+    per_cell = 6 * 5 * 8  # scale × orientation × posY
+    assert counts.sum() == summary["n_test"]
+    assert (counts[0, 4:] == per_cell).all() and counts[0, :4].sum() == 0 and counts[1:].sum() == 0
+    plot_split(grid, tmp_path / "s.npz", ("shape", "posX"), tmp_path / "split.png", "sqr2tx")
+    image = mpimg.imread(tmp_path / "split.png")
+    assert image.shape[0] >= 250 and image.shape[1] >= 300
+    red = (image[..., 0] > 0.8) & (image[..., 1] < 0.2) & (image[..., 2] < 0.2)
+    assert red.sum() > 500  # the held-out cells are drawn

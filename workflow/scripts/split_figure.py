@@ -1,0 +1,16 @@
+import json
+
+from compgen.datasets.store import read_grid
+from compgen.logs import setup_logging
+from compgen.split_figure import plot_split
+
+setup_logging(snakemake.log[0])
+with open(snakemake.input.summary) as fh:
+    factors = json.load(fh)["main_factors"]
+plot_split(
+    read_grid(snakemake.input.data),
+    snakemake.input.split,
+    tuple(factors),
+    snakemake.output.figure,
+    title=f"{snakemake.wildcards.dataset} / {snakemake.wildcards.condition}",
+)

@@ -12,7 +12,15 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
 
-configfile: "config/config.yaml"
+# The library of SPEC §3 conditions is always the base; a study config is merged on top of it.
+configfile: "config/conditions.yaml"
+
+
+# config/config.yaml is the default study; one given with --configfile replaces it, not merges into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 validate(config, "workflow/schemas/config.schema.yaml")

@@ -14,8 +14,18 @@ def validated(config: dict) -> dict:
     return config
 
 
+def merged(base: dict, update: dict) -> dict:
+    """Snakemake's merge of config files: dicts merge key by key, anything else is replaced."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
 def load_config(path) -> dict:
-    return validated(yaml.safe_load(Path(path).read_text()))
+    """A study config as the Snakefile sees it: on top of the conditions library, validated."""
+    library = yaml.safe_load((ROOT / "config/conditions.yaml").read_text())
+    return validated(merged(library, yaml.safe_load(Path(path).read_text())))
 
 
 @pytest.fixture

@@ -1,12 +1,20 @@
-"""Reconstruction and KL terms (per image), and the VAE / composition objectives (batch means)."""
+"""Reconstruction terms and the VAE-family objectives of SPEC §4, one registry entry per loss.
+
+An objective adds a penalty on the encoder's posterior to the reconstruction; `penalty` returns
+that weighted term and the parts to log. Objectives with state of their own (FactorVAE's
+discriminator and its optimiser) expose it through `checkpoint_state` and train it in `update`.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import ClassVar
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 RECON_KINDS = ("bce", "mse")
-LOSSES = ("vae", "betavae")
 
 
 def reconstruction_per_image(logits: torch.Tensor, target: torch.Tensor, kind: str = "bce") -> torch.Tensor:
@@ -27,36 +35,226 @@ def kl_divergence_per_image(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Ten
     return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
 
 
-def kl_weight(model_cfg: dict) -> float:
-    """beta: 1 for the plain VAE, the configured value for beta-VAE."""
-    kind = model_cfg.get("loss", "vae")
-    if kind == "vae":
-        return 1.0
-    if kind == "betavae":
-        return float(model_cfg["beta"])
-    raise ValueError(f"unknown loss {kind!r}; allowed: {', '.join(LOSSES)}")
+def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """Elementwise log N(z; mu, exp(logvar))."""
+    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar))
 
 
-def vae_loss(logits, target, mu, logvar, recon: str = "bce", beta: float = 1.0) -> dict[str, torch.Tensor]:
-    """Batch means of the reconstruction and KL terms, and loss = recon + beta * kl."""
-    rec = reconstruction_per_image(logits, target, recon).mean()
-    kl = kl_divergence_per_image(mu, logvar).mean()
-    return {"recon": rec, "kl": kl, "loss": rec + beta * kl}
+def imq_mmd(x: torch.Tensor, y: torch.Tensor, prior_var: float,
+            scales=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)) -> torch.Tensor:
+    """Unbiased MMD² between samples x and y (n x d each) with inverse multiquadratic kernels
+    k(a, b) = C / (C + |a - b|²) summed over C = 2 d prior_var s (Tolstikhin et al. 2018)."""
+    n, d = x.shape
+    if n < 2:  # no pair within a sample (an epoch's last batch can be a single image): nothing to estimate
+        return x.new_zeros((), dtype=torch.float32)
+    both = torch.cat([x, y]).float()
+    sq = torch.cdist(both, both).pow(2)
+    kernel = sum(c / (c + sq) for c in (2.0 * d * prior_var * s for s in scales))
+    k_xx, k_yy, k_xy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
+    off_diagonal = n * (n - 1)
+    return (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / off_diagonal \
+        - 2 * k_xy.mean()
 
 
-def composition_loss(out: dict, ref, cmd, target, recon: str = "bce", beta: float = 1.0) -> dict[str, torch.Tensor]:
-    """Target reconstruction plus, as in the original, reconstruction and KL of both encoded inputs."""
-    rec_target = reconstruction_per_image(out["recon_target"], target, recon).mean()
-    rec_inputs = (
-        reconstruction_per_image(out["recon_ref"], ref, recon) + reconstruction_per_image(out["recon_cmd"], cmd, recon)
-    ).mean()
-    kl = (
-        kl_divergence_per_image(out["mu_ref"], out["logvar_ref"])
-        + kl_divergence_per_image(out["mu_cmd"], out["logvar_cmd"])
-    ).mean()
-    return {
-        "recon_target": rec_target,
-        "recon_inputs": rec_inputs,
-        "kl": kl,
-        "loss": rec_target + rec_inputs + beta * kl,
-    }
+class Objective(nn.Module):
+    """Reconstruction plus `penalty`; `defaults` are the loss's hyper-parameters."""
+
+    defaults: ClassVar[dict] = {}
+    recon_default: ClassVar[str] = "bce"
+    # Parts that are settings rather than measurements: not summed over a triplet's two inputs.
+    settings: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, recon: str = "bce", n_train: int = 0, **hyper):
+        super().__init__()
+        if recon not in RECON_KINDS:
+            raise ValueError(f"unknown reconstruction loss {recon!r}; allowed: {', '.join(RECON_KINDS)}")
+        unknown = set(hyper) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"{type(self).__name__} takes {sorted(self.defaults) or 'no hyper-parameters'}, "
+                             f"not {sorted(unknown)}")
+        self.recon = recon
+        self.n_train = n_train
+        for key, default in self.defaults.items():
+            setattr(self, key, type(default)(hyper.get(key, default)))
+
+    def penalty(self, mu, logvar, z, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def update(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A step of the objective's own parameters after the model's step; nothing by default."""
+        return {}
+
+    def checkpoint_state(self) -> dict:
+        """Objects with state_dict/load_state_dict that a checkpoint must hold."""
+        return {}
+
+    def single(self, logits, target, mu, logvar, z, step: int) -> dict[str, torch.Tensor]:
+        """Batch means for single images: recon, the penalty's parts, and loss."""
+        rec = reconstruction_per_image(logits, target, self.recon).mean()
+        penalty, parts = self.penalty(mu, logvar, z, step)
+        return {"recon": rec, **parts, "loss": rec + penalty}
+
+    def composition(self, out: dict, ref, cmd, target, step: int) -> dict[str, torch.Tensor]:
+        """Target reconstruction plus, as in the original, reconstruction and penalty of both inputs."""
+        rec_target = reconstruction_per_image(out["recon_target"], target, self.recon).mean()
+        rec_inputs = (reconstruction_per_image(out["recon_ref"], ref, self.recon)
+                      + reconstruction_per_image(out["recon_cmd"], cmd, self.recon)).mean()
+        pen_ref, parts_ref = self.penalty(out["mu_ref"], out["logvar_ref"], out["z_ref"], step)
+        pen_cmd, parts_cmd = self.penalty(out["mu_cmd"], out["logvar_cmd"], out["z_cmd"], step)
+        parts = {k: v if k in self.settings else v + parts_cmd[k] for k, v in parts_ref.items()}
+        return {"recon_target": rec_target, "recon_inputs": rec_inputs, **parts,
+                "loss": rec_target + rec_inputs + pen_ref + pen_cmd}
+
+
+class VAELoss(Objective):
+    def penalty(self, mu, logvar, z, step):
+        kl = kl_divergence_per_image(mu, logvar).mean()
+        return kl, {"kl": kl}
+
+
+class BetaVAELoss(Objective):
+    defaults = {"beta": 4.0}
+
+    def penalty(self, mu, logvar, z, step):
+        kl = kl_divergence_per_image(mu, logvar).mean()
+        return self.beta * kl, {"kl": kl}
+
+
+class CCIVAELoss(Objective):
+    """Burgess et al. (2018): gamma |KL - C|, C rising linearly from 0 to capacity_max."""
+
+    defaults = {"gamma": 1000.0, "capacity_max": 25.0, "capacity_steps": 100000}
+    settings = ("capacity",)
+
+    def capacity(self, step: int) -> float:
+        return self.capacity_max * min(step / self.capacity_steps, 1.0)
+
+    def penalty(self, mu, logvar, z, step):
+        kl = kl_divergence_per_image(mu, logvar).mean()
+        capacity = self.capacity(step)
+        return self.gamma * (kl - capacity).abs(), {"kl": kl, "capacity": torch.full_like(kl, capacity)}
+
+
+def permute_dims(z: torch.Tensor) -> torch.Tensor:
+    """Each latent unit shuffled independently across the batch: samples of prod_k q(z_k)."""
+    order = torch.argsort(torch.rand(z.shape, device=z.device), dim=0)
+    return torch.gather(z, 0, order)
+
+
+class FactorVAELoss(Objective):
+    """Kim & Mnih (2018): KL + gamma TC, TC from a discriminator of q(z) against prod_k q(z_k)."""
+
+    defaults = {"gamma": 40.0, "disc_lr": 1e-4}
+    HIDDEN, LAYERS, BETAS = 1000, 5, (0.5, 0.9)
+
+    def __init__(self, recon="bce", n_train=0, latent_size: int = 10, **hyper):
+        super().__init__(recon, n_train, **hyper)
+        layers: list[nn.Module] = []
+        width = latent_size
+        for _ in range(self.LAYERS):
+            layers += [nn.Linear(width, self.HIDDEN), nn.LeakyReLU(0.2)]
+            width = self.HIDDEN
+        layers.append(nn.Linear(width, 2))  # logits of (from q(z), from prod_k q(z_k))
+        self.discriminator = nn.Sequential(*layers)
+        self.disc_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.BETAS)
+
+    def total_correlation(self, z: torch.Tensor) -> torch.Tensor:
+        # Detached weights: the model's loss moves z, never the discriminator.
+        frozen = {name: p.detach() for name, p in self.discriminator.named_parameters()}
+        logits = torch.func.functional_call(self.discriminator, frozen, (z,)).float()
+        return (logits[:, 0] - logits[:, 1]).mean()
+
+    def penalty(self, mu, logvar, z, step):
+        kl = kl_divergence_per_image(mu, logvar).mean()
+        tc = self.total_correlation(z)
+        return kl + self.gamma * tc, {"kl": kl, "tc": tc}
+
+    def discriminator_loss(self, z: torch.Tensor) -> torch.Tensor:
+        logits = self.discriminator(torch.cat([z, permute_dims(z)])).float()
+        labels = torch.cat([torch.zeros(len(z)), torch.ones(len(z))]).long().to(z.device)
+        return F.cross_entropy(logits, labels)
+
+    def update(self, z):
+        loss = self.discriminator_loss(z.detach())
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.disc_optimizer.step()
+        return {"disc": loss.detach()}
+
+    def checkpoint_state(self):
+        return {"discriminator": self.discriminator, "disc_optimizer": self.disc_optimizer}
+
+
+class BetaTCVAELoss(Objective):
+    """Chen et al. (2018), minibatch-weighted sampling: MI + beta TC + dimension-wise KL."""
+
+    defaults = {"beta": 6.0}
+
+    def decomposition(self, mu, logvar, z) -> dict[str, torch.Tensor]:
+        mu, logvar, z = mu.float(), logvar.float(), z.float()
+        batch = z.shape[0]
+        n = max(self.n_train, batch)
+        log_qz_x = gaussian_log_density(z, mu, logvar).sum(1)
+        log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z)).sum(1)
+        # [i, j, k] = log q(z_ik | x_j)
+        pairwise = gaussian_log_density(z[:, None], mu[None], logvar[None])
+        log_norm = math.log(batch * n)
+        log_qz = torch.logsumexp(pairwise.sum(2), dim=1) - log_norm
+        log_prod_qzk = (torch.logsumexp(pairwise, dim=1) - log_norm).sum(1)
+        return {"mi": (log_qz_x - log_qz).mean(), "tc": (log_qz - log_prod_qzk).mean(),
+                "dwkl": (log_prod_qzk - log_pz).mean()}
+
+    def penalty(self, mu, logvar, z, step):
+        parts = self.decomposition(mu, logvar, z)
+        kl = kl_divergence_per_image(mu, logvar).mean()
+        return parts["mi"] + self.beta * parts["tc"] + parts["dwkl"], {"kl": kl, **parts}
+
+
+class WAELoss(Objective):
+    """Tolstikhin et al. (2018) WAE-MMD with prior N(0, prior_var I), plus an L1 penalty on log sigma²."""
+
+    defaults = {"mmd_weight": 10.0, "prior_var": 2.0, "logvar_penalty": 1e-3}
+    recon_default = "mse"
+
+    def penalty(self, mu, logvar, z, step):
+        prior = torch.randn_like(z, dtype=torch.float32) * math.sqrt(self.prior_var)
+        mmd = imq_mmd(z.float(), prior, self.prior_var)
+        logvar_l1 = logvar.float().abs().sum(1).mean()
+        return self.mmd_weight * mmd + self.logvar_penalty * logvar_l1, {"mmd": mmd, "logvar_l1": logvar_l1}
+
+
+LOSSES: dict[str, type[Objective]] = {
+    "vae": VAELoss,
+    "betavae": BetaVAELoss,
+    "ccivae": CCIVAELoss,
+    "factorvae": FactorVAELoss,
+    "btcvae": BetaTCVAELoss,
+    "wae": WAELoss,
+}
+# Every loss-specific key: one that the chosen loss does not take is refused.
+LOSS_KEYS = frozenset(k for cls in LOSSES.values() for k in cls.defaults)
+
+
+def loss_class(name: str) -> type[Objective]:
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; allowed: {', '.join(LOSSES)}")
+    return LOSSES[name]
+
+
+def objective_config(model_cfg: dict) -> dict:
+    """The model config with the loss's defaults (hyper-parameters, recon) filled in; foreign keys refused."""
+    cls = loss_class(model_cfg.get("loss", "vae"))
+    foreign = sorted((set(model_cfg) & LOSS_KEYS) - set(cls.defaults))
+    if foreign:
+        raise ValueError(f"model keys {foreign} do not apply to loss {model_cfg.get('loss', 'vae')!r}; "
+                         f"it takes {sorted(cls.defaults) or 'none'}")
+    return {**cls.defaults, "recon": cls.recon_default, **model_cfg}
+
+
+def build_objective(model_cfg: dict, n_train: int) -> Objective:
+    """The objective of a VAE-family model config (task unsupervised or composition)."""
+    cfg = objective_config(model_cfg)
+    cls = loss_class(cfg.get("loss", "vae"))
+    hyper = {k: cfg[k] for k in cls.defaults}
+    extra = {"latent_size": int(cfg.get("latent_size", 10))} if cls is FactorVAELoss else {}
+    return cls(recon=cfg["recon"], n_train=n_train, **extra, **hyper)

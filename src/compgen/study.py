@@ -150,6 +150,12 @@ class Study:
 
     def _check_model(self, name: str, grid: Grid, where: str) -> None:
         model = self.config["models"][name]
+        # The supervised controls train on a fixed regression or reconstruction loss.
+        if model["task"] in ("supervised", "gt_decoder") and model.get("loss", "vae") != "vae":
+            raise StudyError(
+                f"config key models.{name}.loss: task {model['task']!r} has no VAE objective, "
+                f"so loss {model['loss']!r} does not apply; remove the key"
+            )
         if model["task"] == "composition" and model.get("op") == "fixint":
             latent = model.get("latent_size", 10)
             if len(grid.sizes) > latent:

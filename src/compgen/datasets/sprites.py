@@ -20,9 +20,13 @@ DSPRITES_GRID = Grid(
     ),
     (SIZE, SIZE, 1),
 )
-# Half-width of a scale-1 sprite; the margin keeps the largest sprite, turned 45°, inside the canvas.
+# Half-width of a scale-1 sprite. Positions step by whole pixels (31 steps from pixel 16 to 47), so
+# every image is an exact shift of its (shape, scale, orientation) sprite drawn once; the 16-pixel
+# margin keeps the largest sprite, turned 45° (14.2 pixels from its centre), inside the canvas.
 DSPRITES_HALF = 10.0
-DSPRITES_MARGIN = DSPRITES_HALF * np.sqrt(2) + 1.5
+DSPRITES_FIRST_PIXEL = 16
+DSPRITES_POSITION_STEPS = 31
+_SPRITE_CENTRE = SIZE // 2  # sprites are drawn once around this pixel, then shifted
 
 POSITION_GRID = tuple(np.linspace(0.0, 1.0, 32).tolist())
 CIRCLES_GRID = Grid((Factor("x", POSITION_GRID), Factor("y", POSITION_GRID)), (SIZE, SIZE, 3))
@@ -91,14 +95,33 @@ def _draw(masks_by_shape, shape_class, u, v):
     return out
 
 
+def _dsprite(shape_class: int, scale: float, angle: float) -> np.ndarray:
+    """One binary sprite (64 x 64) centred on pixel (32, 32)."""
+    centre = np.array([_SPRITE_CENTRE + 0.5], dtype=np.float32)
+    half = np.array([DSPRITES_HALF * scale], dtype=np.float32)
+    u, v = _local_coords(centre, centre, half, np.array([angle], dtype=np.float32))
+    return (_square, _ellipse, _heart)[shape_class](u[0], v[0])
+
+
 def render_dsprites(grid: Grid, classes: np.ndarray) -> np.ndarray:
     values = grid.values(classes).astype(np.float32)
     shape_class = grid.full_classes(classes)[:, 0]
-    scale, angle, px, py = values[:, 1], values[:, 2], values[:, 3], values[:, 4]
-    cx, cy = _to_pixels(px, DSPRITES_MARGIN), _to_pixels(py, DSPRITES_MARGIN)
-    u, v = _local_coords(cx, cy, DSPRITES_HALF * scale, angle)
-    mask = _draw((_square, _ellipse, _heart), shape_class, u, v)
-    return (mask * np.uint8(255)).astype(np.uint8)[..., None]
+    shift_x = np.rint(values[:, 3] * DSPRITES_POSITION_STEPS).astype(np.int64) + DSPRITES_FIRST_PIXEL
+    shift_y = np.rint(values[:, 4] * DSPRITES_POSITION_STEPS).astype(np.int64) + DSPRITES_FIRST_PIXEL
+    keys = np.stack([shape_class, classes[:, 1], classes[:, 2]], axis=1)
+    unique_keys, inverse = np.unique(keys, axis=0, return_inverse=True)
+    out = np.empty((len(classes), SIZE, SIZE, 1), dtype=np.uint8)
+    padded = np.zeros((2 * SIZE, 2 * SIZE), dtype=np.uint8)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (SIZE, SIZE))
+    for k, (shape, scale_class, angle_class) in enumerate(unique_keys):
+        sel = np.flatnonzero(inverse.ravel() == k)
+        first = sel[0]
+        sprite = _dsprite(int(shape), float(values[first, 1]), float(values[first, 2]))
+        padded[SIZE // 2 : SIZE // 2 + SIZE, SIZE // 2 : SIZE // 2 + SIZE] = sprite * np.uint8(255)
+        # Window (y0, x0) is padded[y0:y0+64, x0:x0+64]; the sprite centre (padded pixel 64) lands
+        # on image pixel 64 - y0, so a centre on pixel c is the window at 64 - c.
+        out[sel, :, :, 0] = windows[SIZE - shift_y[sel], SIZE - shift_x[sel]]
+    return out
 
 
 def _colour(mask: np.ndarray, colour: np.ndarray) -> np.ndarray:

@@ -9,9 +9,10 @@ from torch import nn
 
 from compgen.models.blocks import DECODERS, ENCODERS, build_decoder, build_encoder
 from compgen.models.composition import COMPOSITION_OPS, CompositionModel
-from compgen.models.vae import VAE
+from compgen.models.vae import VAE, FactorRegressor, GroundTruthDecoder
 
-TASKS = ("unsupervised", "composition")
+TASKS = ("unsupervised", "composition", "supervised", "gt_decoder")
+VAE_TASKS = ("unsupervised", "composition")  # the tasks trained with a VAE-family objective
 DEFAULT_LATENT_SIZE = 10
 
 __all__ = [
@@ -19,6 +20,9 @@ __all__ = [
     "load_trained",
     "VAE",
     "CompositionModel",
+    "FactorRegressor",
+    "GroundTruthDecoder",
+    "VAE_TASKS",
     "ENCODERS",
     "DECODERS",
     "COMPOSITION_OPS",
@@ -27,15 +31,21 @@ __all__ = [
 
 
 def build_model(model_cfg: dict, image_shape, n_factors: int) -> nn.Module:
-    """A VAE (task 'unsupervised') or a CompositionModel (task 'composition') for images of (H, W, C)."""
+    """For images of (H, W, C): a VAE (task 'unsupervised'), a CompositionModel ('composition'),
+    a FactorRegressor ('supervised') or a GroundTruthDecoder ('gt_decoder')."""
     task = model_cfg.get("task", "unsupervised")
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; allowed: {', '.join(TASKS)}")
     latent_size = int(model_cfg.get("latent_size", DEFAULT_LATENT_SIZE))
-    for key in ("encoder", "decoder"):
+    needed = {"supervised": ("encoder",), "gt_decoder": ("decoder",)}.get(task, ("encoder", "decoder"))
+    for key in needed:
         if key not in model_cfg:
             raise ValueError(f"model config lacks {key!r}")
     image_shape = tuple(int(s) for s in image_shape)
+    if task == "supervised":
+        return FactorRegressor(build_encoder(model_cfg["encoder"], image_shape, latent_size), n_factors)
+    if task == "gt_decoder":
+        return GroundTruthDecoder(build_decoder(model_cfg["decoder"], image_shape, n_factors))
     vae = VAE(
         build_encoder(model_cfg["encoder"], image_shape, latent_size),
         build_decoder(model_cfg["decoder"], image_shape, latent_size),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from compgen.models.blocks import kaiming_init
 from compgen.models.vae import VAE
 
 
@@ -37,7 +38,41 @@ class LearnedInterpolation(nn.Module):
         return g * z_cmd + (1 - g) * z_ref
 
 
-COMPOSITION_OPS = {"fixint": FixedInterpolation, "interp": LearnedInterpolation}
+class LinearComposition(nn.Module):
+    """`linear`: the result is an affine map of both latents and the action."""
+
+    def __init__(self, n_factors: int, latent_size: int):
+        super().__init__()
+        self.map = nn.Linear(2 * latent_size + n_factors, latent_size)
+
+    def forward(self, z_ref: torch.Tensor, z_cmd: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.map(torch.cat([z_ref, z_cmd, action.to(z_ref.dtype)], dim=1))
+
+
+class MLPComposition(nn.Module):
+    """`mlp`: the result is a two-hidden-layer ReLU network of both latents and the action."""
+
+    HIDDEN = 256
+
+    def __init__(self, n_factors: int, latent_size: int):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(2 * latent_size + n_factors, self.HIDDEN), nn.ReLU(),
+            nn.Linear(self.HIDDEN, self.HIDDEN), nn.ReLU(),
+            nn.Linear(self.HIDDEN, latent_size),
+        )
+        kaiming_init(self)
+
+    def forward(self, z_ref: torch.Tensor, z_cmd: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z_ref, z_cmd, action.to(z_ref.dtype)], dim=1))
+
+
+COMPOSITION_OPS = {
+    "fixint": FixedInterpolation,
+    "interp": LearnedInterpolation,
+    "linear": LinearComposition,
+    "mlp": MLPComposition,
+}
 
 
 class CompositionModel(nn.Module):
@@ -74,6 +109,8 @@ class CompositionModel(nn.Module):
             "logvar_ref": logvar[:n],
             "mu_cmd": mu[n:],
             "logvar_cmd": logvar[n:],
+            "z_ref": z_ref,
+            "z_cmd": z_cmd,
         }
 
     def forward(self, ref: torch.Tensor, cmd: torch.Tensor, action: torch.Tensor) -> dict[str, torch.Tensor]:

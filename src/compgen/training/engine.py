@@ -3,6 +3,9 @@
 Every random draw of epoch e (shuffle order, triplets, reparameterisation noise) is seeded from
 (seed, e) when the epoch's first batch is drawn, so a run resumed from an epoch-end checkpoint
 replays exactly what an uninterrupted run would have done and no RNG state needs saving.
+
+The step never waits for the device: loss parts stay device tensors and are read (and checked
+for NaN) every `SYNC_EVERY` steps and at each epoch's end, before its checkpoint is written.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
-from compgen.losses import composition_loss, reconstruction_per_image, vae_loss
+from compgen.losses import Objective, reconstruction_per_image
 from compgen.training.batches import TripletSampler, Triplets, action_onehot, to_float
 
 log = logging.getLogger("compgen.training")
@@ -29,6 +32,9 @@ log = logging.getLogger("compgen.training")
 CHECKPOINT_PREFIX = "ckpt"
 CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}_epoch(\d+)\.pt$")
 SHUFFLE_STREAM, NOISE_STREAM, VALIDATION_STREAM = 0, 1, 2
+SYNC_EVERY = 100
+# The training part that the validation score mirrors, per task; the best model minimises it.
+SELECTION_PART = {"unsupervised": "recon", "composition": "recon_target", "supervised": "mse", "gt_decoder": "recon"}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -41,10 +47,26 @@ def derived_seed(seed: int, epoch: int, stream: int) -> int:
 
 
 class LossSpec:
-    """What the step and validation need to know about the objective."""
+    """What the step and validation need to know about the objective.
 
-    def __init__(self, task: str, recon: str, beta: float, n_factors: int):
-        self.task, self.recon, self.beta, self.n_factors = task, recon, beta, n_factors
+    `objective` serves the VAE tasks; `factors` (standardised factor values per training-subset
+    row, on the device) are the targets of `supervised` and the inputs of `gt_decoder`.
+    """
+
+    def __init__(self, task: str, n_factors: int, objective: Objective | None = None, recon: str = "bce",
+                 factors: torch.Tensor | None = None):
+        if task not in SELECTION_PART:
+            raise ValueError(f"unknown task {task!r}; allowed: {', '.join(SELECTION_PART)}")
+        if task in ("unsupervised", "composition") and objective is None:
+            raise ValueError(f"task {task!r} needs an objective")
+        if task in ("supervised", "gt_decoder") and factors is None:
+            raise ValueError(f"task {task!r} needs the standardised factors of the training rows")
+        self.task, self.n_factors, self.objective, self.factors = task, n_factors, objective, factors
+        self.recon = objective.recon if objective is not None else recon
+
+    @property
+    def selection_part(self) -> str:
+        return SELECTION_PART[self.task]
 
 
 class DeviceImages:
@@ -59,15 +81,23 @@ class DeviceImages:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def training_loss(model, batch, images: DeviceImages, spec: LossSpec) -> dict[str, torch.Tensor]:
-    """Loss parts of one batch: row indices (unsupervised) or Triplets of rows (composition)."""
+def training_loss(model, batch, images: DeviceImages, spec: LossSpec,
+                  step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """Loss parts of one batch (row indices, or Triplets of rows for composition) and the latent
+    samples an objective trains on after the step (None for the supervised controls)."""
     if spec.task == "unsupervised":
         x = images(batch)
-        logits, mu, logvar, _ = model(x)
-        return vae_loss(logits, x, mu, logvar, spec.recon, spec.beta)
-    ref, cmd, target = images(batch.ref), images(batch.cmd), images(batch.target)
-    out = model.compose(ref, cmd, action_onehot(batch.d, spec.n_factors))
-    return composition_loss(out, ref, cmd, target, spec.recon, spec.beta)
+        logits, mu, logvar, z = model(x)
+        return spec.objective.single(logits, x, mu, logvar, z, step), z
+    if spec.task == "composition":
+        ref, cmd, target = images(batch.ref), images(batch.cmd), images(batch.target)
+        out = model.compose(ref, cmd, action_onehot(batch.d, spec.n_factors))
+        return spec.objective.composition(out, ref, cmd, target, step), torch.cat([out["z_ref"], out["z_cmd"]])
+    if spec.task == "supervised":
+        mse = torch.nn.functional.mse_loss(model(images(batch)).float(), spec.factors[batch])
+        return {"mse": mse, "loss": mse}, None
+    rec = reconstruction_per_image(model(spec.factors[batch]), images(batch), spec.recon).mean()
+    return {"recon": rec, "loss": rec}, None
 
 
 def autocast(device: torch.device, amp: bool):
@@ -77,22 +107,17 @@ def autocast(device: torch.device, amp: bool):
 
 
 def make_train_step(model, optimizer, images: DeviceImages, spec: LossSpec, device: torch.device, amp: bool):
-    def step(engine: Engine, batch) -> dict[str, float]:
+    def step(engine: Engine, batch) -> dict[str, torch.Tensor]:
         model.train()
         with autocast(device, amp):
-            parts = training_loss(model, batch, images, spec)
-        # One host sync per step: needed to stop at the first bad step and to log the averages.
-        values = dict(zip(parts, torch.stack([p.detach().float() for p in parts.values()]).tolist()))
-        if not all(math.isfinite(v) for v in values.values()):
-            shown = ", ".join(f"{k}={v}" for k, v in values.items())
-            raise NonFiniteLossError(
-                f"non-finite loss at iteration {engine.state.iteration} (epoch {engine.state.epoch}): {shown}; "
-                "the last good checkpoint is kept"
-            )
+            parts, z = training_loss(model, batch, images, spec, engine.state.iteration - 1)
         optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         optimizer.step()
-        return values
+        if z is not None:
+            with autocast(device, amp):
+                parts.update(spec.objective.update(z.detach()))
+        return {k: v.detach() for k, v in parts.items()}
 
     return step
 
@@ -140,12 +165,13 @@ class EpochStream:
 
 
 @torch.no_grad()
-def validation_recon(model, rows, images: DeviceImages, spec: LossSpec, device, amp: bool, batch_size: int) -> float:
-    """Mean reconstruction per image at evaluation (z = mu): single images for a VAE, the composed
-    target of fixed validation triplets (a Triplets of rows) for a composition model."""
+def validation_loss(model, rows, images: DeviceImages, spec: LossSpec, device, amp: bool, batch_size: int) -> float:
+    """The selection score at evaluation (z = mu), a mean per image: reconstruction of single
+    images (unsupervised), of the composed target of fixed validation triplets (a Triplets of rows;
+    composition), of images rendered from their factors (gt_decoder), or the factors' MSE (supervised)."""
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    total = torch.zeros((), dtype=torch.float64, device=device)
     n = len(rows.target) if isinstance(rows, Triplets) else len(rows)
     for start in range(0, n, batch_size):
         with autocast(device, amp):
@@ -153,26 +179,37 @@ def validation_recon(model, rows, images: DeviceImages, spec: LossSpec, device, 
                 part = Triplets(*(r[start : start + batch_size] for r in rows))
                 target = images(part.target)
                 out = model.compose(images(part.ref), images(part.cmd), action_onehot(part.d, spec.n_factors))
-                per_image = reconstruction_per_image(out["recon_target"], target, spec.recon)
+                per_item = reconstruction_per_image(out["recon_target"], target, spec.recon)
             else:
-                x = images(rows[start : start + batch_size])
-                per_image = reconstruction_per_image(model(x)[0], x, spec.recon)
-        total += float(per_image.sum())
-        count += per_image.numel()
+                chunk = rows[start : start + batch_size]
+                if spec.task == "unsupervised":
+                    x = images(chunk)
+                    per_item = reconstruction_per_image(model(x)[0], x, spec.recon)
+                elif spec.task == "supervised":
+                    per_item = (model(images(chunk)).float() - spec.factors[chunk]).pow(2).mean(1)
+                else:
+                    per_item = reconstruction_per_image(model(spec.factors[chunk]), images(chunk), spec.recon)
+        total += per_item.sum()
     model.train(was_training)
-    return total / max(count, 1)
+    return float(total) / max(n, 1)
 
 
 class TrainingRecord:
-    """Per-epoch history and the best weights so far; checkpointed with the model."""
+    """Per-epoch history and the best weights so far; checkpointed with the model.
 
-    def __init__(self, fingerprint: str):
+    Steps hand in device tensors; `sync` reads the pending ones in one transfer and stops at the
+    first non-finite step, naming its iteration and loss parts.
+    """
+
+    def __init__(self, fingerprint: str, selection_part: str = "recon"):
         self.fingerprint = fingerprint
+        self.selection_part = selection_part
         self.history: list[dict] = []
         self.best_val = math.inf
         self.best_epoch = 0
         self.best_state: OrderedDict | None = None
         self._sums: dict[str, float] = {}
+        self._pending: list[tuple[int, int, dict[str, torch.Tensor]]] = []
         self._items = 0
         self._steps = 0
         self._started = 0.0
@@ -180,24 +217,44 @@ class TrainingRecord:
     def start_epoch(self) -> None:
         self._sums, self._items, self._steps, self._started = {}, 0, 0, time.perf_counter()
 
-    def add_step(self, values: dict[str, float], n_items: int) -> None:
-        for k, v in values.items():
-            self._sums[k] = self._sums.get(k, 0.0) + v
+    def add_step(self, values: dict[str, torch.Tensor], n_items: int, iteration: int, epoch: int) -> None:
+        self._pending.append((iteration, epoch, values))
         self._items += n_items
-        self._steps += 1
+        if len(self._pending) >= SYNC_EVERY:
+            self.sync()
+
+    def sync(self) -> None:
+        if not self._pending:
+            return
+        keys = list(self._pending[0][2])
+        rows = torch.stack([torch.stack([v[k].float() for k in keys]) for _, _, v in self._pending]).cpu().double()
+        finite = torch.isfinite(rows).all(1)
+        if not bool(finite.all()):
+            bad = int((~finite).nonzero()[0, 0])
+            iteration, epoch, _ = self._pending[bad]
+            shown = ", ".join(f"{k}={v}" for k, v in zip(keys, rows[bad].tolist()))
+            self._pending = []
+            raise NonFiniteLossError(
+                f"non-finite loss at iteration {iteration} (epoch {epoch}): {shown}; the last good checkpoint is kept"
+            )
+        for k, total in zip(keys, rows.sum(0).tolist()):
+            self._sums[k] = self._sums.get(k, 0.0) + total
+        self._steps += len(self._pending)
+        self._pending = []
 
     def finish_epoch(self, epoch: int, model: torch.nn.Module, val: Callable[[], float]) -> dict:
+        self.sync()
         train_seconds = time.perf_counter() - self._started
-        val_recon = val()
+        val_score = val()
         row = {"epoch": epoch}
         row.update({k: v / max(self._steps, 1) for k, v in self._sums.items()})
         # Named after the training part it mirrors, so curves pair them.
-        row["val_recon_target" if "recon_target" in self._sums else "val_recon"] = val_recon
+        row[f"val_{self.selection_part}"] = val_score
         row["images_per_s"] = self._items / train_seconds if train_seconds > 0 else float("nan")
         row["seconds"] = time.perf_counter() - self._started
         self.history.append(row)
-        if val_recon < self.best_val:
-            self.best_val, self.best_epoch = val_recon, epoch
+        if val_score < self.best_val:
+            self.best_val, self.best_epoch = val_score, epoch
             self.best_state = OrderedDict((k, v.detach().cpu().clone()) for k, v in model.state_dict().items())
         return row
 

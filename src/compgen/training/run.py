@@ -22,8 +22,8 @@ from ignite.engine import Engine, Events
 import compgen
 from compgen.atomic import atomic_path, write_json
 from compgen.datasets.store import read_grid, read_rows
-from compgen.losses import kl_weight
-from compgen.models import build_model
+from compgen.losses import build_objective, objective_config
+from compgen.models import VAE_TASKS, build_model
 from compgen.training.batches import TripletSampler, Triplets, heldout_triplets, images_to_tensor, position_lookup
 from compgen.training.engine import (
     VALIDATION_STREAM,
@@ -37,7 +37,7 @@ from compgen.training.engine import (
     make_train_step,
     resume_from_checkpoint,
     unsupervised_epoch,
-    validation_recon,
+    validation_loss,
 )
 
 log = logging.getLogger("compgen.training")
@@ -52,7 +52,7 @@ TRAINING_DEFAULTS = {
     "device": "auto",
     "amp": False,
 }
-MODEL_DEFAULTS = {"task": "unsupervised", "latent_size": 10, "loss": "vae", "beta": 1.0, "recon": "bce"}
+MODEL_DEFAULTS = {"task": "unsupervised", "latent_size": 10, "loss": "vae"}
 VALIDATION_BATCH = 256
 
 
@@ -72,7 +72,9 @@ def resolve_run(run: dict) -> dict:
         raise ValueError(f"unknown training keys {sorted(unknown)}; allowed: {', '.join(TRAINING_DEFAULTS)}")
     resolved = dict(run)
     resolved["training"] = {**TRAINING_DEFAULTS, **training}
-    resolved["model"] = {**MODEL_DEFAULTS, **run["model"]}
+    model = {**MODEL_DEFAULTS, **run["model"]}
+    # The supervised controls have no VAE objective: only the reconstruction kind applies.
+    resolved["model"] = objective_config(model) if model["task"] in VAE_TASKS else {"recon": "bce", **model}
     return resolved
 
 
@@ -122,13 +124,21 @@ def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> d
     if amp:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
-    spec = LossSpec(model_cfg["task"], model_cfg["recon"], kl_weight(model_cfg), n_factors)
+    task = model_cfg["task"]
+    if task in VAE_TASKS:
+        objective = build_objective(model_cfg, n_train=int(fit_np.size)).to(device)
+        spec = LossSpec(task, n_factors, objective=objective)
+    else:
+        objective = None
+        standardised = grid.standardised(grid.values(classes))
+        spec = LossSpec(task, n_factors, recon=model_cfg["recon"],
+                        factors=torch.as_tensor(standardised, dtype=torch.float32, device=device))
 
     batch_size = int(cfg["batch_size"])
     steps = math.ceil(fit_np.size / batch_size)
     if cfg["max_steps_per_epoch"]:
         steps = min(steps, int(cfg["max_steps_per_epoch"]))
-    if spec.task == "unsupervised":
+    if task != "composition":
         epoch_batches = unsupervised_epoch(fit_np.size, fit_rows, batch_size, steps, seed)
         val_rows = torch.as_tensor(val_np, device=device)
     else:
@@ -137,7 +147,7 @@ def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> d
         val_rows = validation_triplets(grid, train_flat, classes, fit_np, val_np, seed, device)
 
     trainer = Engine(make_train_step(model, optimizer, images, spec, device, amp))
-    record = TrainingRecord(fingerprint)
+    record = TrainingRecord(fingerprint, spec.selection_part)
     val_batch = max(batch_size, VALIDATION_BATCH)
     progress = sys.stderr.isatty()
 
@@ -146,24 +156,26 @@ def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> d
     @trainer.on(Events.ITERATION_COMPLETED)
     def accumulate(engine: Engine) -> None:
         batch = engine.state.batch
-        record.add_step(engine.state.output, len(batch.target if isinstance(batch, Triplets) else batch))
+        record.add_step(engine.state.output, len(batch.target if isinstance(batch, Triplets) else batch),
+                        engine.state.iteration, engine.state.epoch)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def finish_epoch(engine: Engine) -> None:
         row = record.finish_epoch(
             engine.state.epoch, model,
-            lambda: validation_recon(model, val_rows, images, spec, device, amp, val_batch),
+            lambda: validation_loss(model, val_rows, images, spec, device, amp, val_batch),
         )
         if not progress:
             log.info("%s epoch %d/%d: %s", run.get("run_id", ""), row["epoch"], cfg["epochs"],
                      ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
 
-    to_save = {"model": model, "optimizer": optimizer, "trainer": trainer, "record": record}
+    to_save = {"model": model, "optimizer": optimizer, "trainer": trainer, "record": record,
+               **(objective.checkpoint_state() if objective is not None else {})}
     attach_checkpointing(trainer, to_save, checkpoint_dir, int(cfg["checkpoint_every"]))
     if progress:
         from ignite.handlers import ProgressBar
 
-        ProgressBar(persist=False).attach(trainer, output_transform=lambda out: {"loss": out["loss"]})
+        ProgressBar(persist=False).attach(trainer, output_transform=lambda out: {"loss": float(out["loss"])})
 
     resumed_epoch = resume_from_checkpoint(to_save, checkpoint_dir, fingerprint, device)
     # A checkpoint of the final epoch means training finished before the outputs were written;
@@ -189,7 +201,8 @@ def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> d
         "steps_per_epoch": steps,
         "epochs": len(record.history),
         "best_epoch": record.best_epoch,
-        "best_val_recon": record.best_val,
+        "best_val": record.best_val,
+        "selected_by": f"val_{spec.selection_part}",
         "resumed_from_epoch": resumed_epoch,
         "wall_seconds": time.perf_counter() - wall_start,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),

@@ -36,11 +36,32 @@ def group_scores(wildcards):
     return run_paths(f"{ANALYSIS_DIR}/scores.json", STUDY.groups[wildcards.group].runs)
 
 
+def group_first_runs(group):
+    """One run per (condition, model) of a group: its lowest seed, in the group's order."""
+    first = {}
+    for run in STUDY.groups[group].runs:
+        key = (run.dataset, run.condition, run.model)
+        if key not in first or run.seed < first[key].seed:
+            first[key] = run
+    return list(first.values())
+
+
+def group_first_seed_arrays(wildcards):
+    return run_paths(f"{ANALYSIS_DIR}/analysis.npz", group_first_runs(wildcards.group))
+
+
+def group_panels(wildcards):
+    return [
+        {"label": f"{r.dataset}/{r.condition} · {STUDY.model_label(r.model)}"}
+        for r in group_first_runs(wildcards.group)
+    ]
+
+
 def all_outputs():
     targets = expand("results/data/{dataset}_preview.png", dataset=STUDY.datasets_used())
     targets += [f"results/splits/{d}/{c}.png" for d, c in STUDY.splits_used()]
     for figure in PER_RUN_FIGURES:
         targets += run_paths(f"{ANALYSIS_DIR}/{figure}.png")
-    targets += expand("results/summary/groups/{group}.tex", group=sorted(STUDY.groups))
+    targets += expand("results/summary/groups/{group}.{ext}", group=sorted(STUDY.groups), ext=("tex", "png"))
     targets.append("results/summary/scores.csv")
     return targets

@@ -1,4 +1,15 @@
+from compgen.datasets.official import resolve_source
+
+
+def official_file(wildcards):
+    """The official file when it is the source (so Snakemake tracks it), else nothing."""
+    source, path = resolve_source(wildcards.dataset, config["datasets"][wildcards.dataset])
+    return [str(path)] if source == "official" else []
+
+
 rule prepare_dataset:
+    input:
+        official=official_file,
     output:
         data="results/data/{dataset}.h5",
     params:

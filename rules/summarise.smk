@@ -42,3 +42,26 @@ rule study_csv:
         "../envs/compgen.yaml"
     script:
         "../workflow/scripts/study_csv.py"
+
+
+rule group_figure:
+    input:
+        arrays=group_first_seed_arrays,
+    output:
+        png=report(
+            "results/summary/groups/{group}.png",
+            caption="../workflow/report/group_figure.rst",
+            category="Figure groups",
+            labels={"group": "{group}"},
+        ),
+        pdf="results/summary/groups/{group}.pdf",
+    params:
+        panels=lambda wildcards: group_panels(wildcards),
+        title=lambda wildcards: STUDY.groups[wildcards.group].title,
+    log:
+        "results/logs/group_figure/{group}.log",
+    localrule: True
+    conda:
+        "../envs/compgen.yaml"
+    script:
+        "../workflow/scripts/group_figure.py"

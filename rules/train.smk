@@ -12,8 +12,14 @@ rule train:
         # Checkpoints live beside the outputs, not among them, so a failed job keeps them for resuming.
         checkpoint_dir=lambda wildcards: CHECKPOINT_DIR.format(**wildcards),
     threads: lambda wildcards: run_of(wildcards).resources["cpus"]
+    # Names the SLURM executor reads: gpu -> --gpus (none when 0, then --cpus-per-task={threads}),
+    # cpus_per_gpu -> --cpus-per-gpu (threads shared out per GPU, rounded up), mem_mb -> --mem,
+    # runtime (minutes) -> --time. On a workstation gpu counts against --resources gpu=N.
     resources:
         gpu=lambda wildcards: run_of(wildcards).resources["gpu"],
+        cpus_per_gpu=lambda wildcards: -(
+            -run_of(wildcards).resources["cpus"] // max(run_of(wildcards).resources["gpu"], 1)
+        ),
         mem_mb=lambda wildcards: run_of(wildcards).resources["mem_mb"],
         runtime=lambda wildcards: run_of(wildcards).resources["runtime"],
     log:

@@ -70,6 +70,23 @@ def _as_display_image(img: np.ndarray) -> np.ndarray:
     return img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
 
 
+def draw_reconstruction_block(fig, spec, inputs, recons, title: str, row_labels: bool = True) -> None:
+    """Inputs over reconstructions in one gridspec cell of `fig`."""
+    n = max(len(inputs), 1)
+    inner = spec.subgridspec(2, n, wspace=0.04, hspace=0.04)
+    for row, images in enumerate((inputs, recons)):
+        for col in range(n):
+            ax = fig.add_subplot(inner[row, col])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col < len(images):
+                ax.imshow(_as_display_image(images[col]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            if row == 0 and col == 0:
+                ax.set_title(title, loc="left", fontsize=10)
+            if row_labels and col == 0:
+                ax.set_ylabel(("input", "recon")[row], fontsize=9)
+
+
 def plot_reconstructions(
     sections: dict[str, tuple[np.ndarray, np.ndarray]],
     path: str | os.PathLike,
@@ -90,19 +107,7 @@ def plot_reconstructions(
     fig = Figure(figsize=figsize, dpi=DPI)
     outer = fig.add_gridspec(1, len(sections), width_ratios=counts, wspace=0.08)
     for s, (name, (inputs, recons)) in enumerate(sections.items()):
-        inner = outer[s].subgridspec(2, counts[s], wspace=0.04, hspace=0.04)
-        for row, images in enumerate((inputs, recons)):
-            for col in range(counts[s]):
-                ax = fig.add_subplot(inner[row, col])
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if col < len(images):
-                    ax.imshow(_as_display_image(images[col]), cmap="gray", vmin=0, vmax=1,
-                              interpolation="nearest")
-                if row == 0 and col == 0:
-                    ax.set_title(name, loc="left", fontsize=10)
-                if s == 0 and col == 0:
-                    ax.set_ylabel(("input", "recon")[row], fontsize=9)
+        draw_reconstruction_block(fig, outer[s], inputs, recons, name, row_labels=s == 0)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.subplots_adjust(left=0.3 / figsize[0], right=0.99, bottom=0.03,
@@ -124,24 +129,17 @@ def _axis_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
     return np.linspace(lo - pad, hi + pad, n_bins + 1)
 
 
-def plot_latent_representation(
+def draw_latent_representation(
+    ax,
     z: np.ndarray,
     factor_classes: np.ndarray,
     train_mask: np.ndarray,
     factor_axes: tuple[int, int],
     latent_axes: tuple[int, int],
     factor_names: list[str],
-    path: str | os.PathLike,
-    figsize: tuple[float, float] = (5.5, 4.5),
     min_points_for_contour: int = 5,
-) -> None:
-    """Density contours of two latents, one per training combination of two factors.
-
-    x / y are latents `latent_axes` (those matched to factors `factor_axes`). Each training
-    combination (class of factor i, class of factor j) gets contours coloured by factor i's
-    class; points outside `train_mask` (the held-out combinations) are drawn in red. Groups too
-    small for a density are drawn as points.
-    """
+) -> ScalarMappable:
+    """Draw the latent-representation contours on `ax`; returns the colour scale of factor i."""
     z = np.asarray(z, dtype=np.float64)
     factor_classes = np.asarray(factor_classes)
     train_mask = np.asarray(train_mask, dtype=bool)
@@ -158,8 +156,6 @@ def plot_latent_representation(
     centres_x = (edges_x[:-1] + edges_x[1:]) / 2
     centres_y = (edges_y[:-1] + edges_y[1:]) / 2
 
-    fig = Figure(figsize=figsize, dpi=DPI)
-    ax = fig.add_subplot()
     n_classes_i = int(factor_classes[:, fi].max()) + 1 if len(factor_classes) else 1
     norm = Normalize(vmin=0, vmax=max(n_classes_i - 1, 1))
     cmap = colormaps["viridis"]
@@ -185,12 +181,37 @@ def plot_latent_representation(
     ax.set_ylim(edges_y[0], edges_y[-1])
     ax.set_xlabel(f"z{la} (matched to {factor_names[fi]})")
     ax.set_ylabel(f"z{lb} (matched to {factor_names[fj]})")
-    colourbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax,
-                             ticks=MaxNLocator(integer=True))
-    colourbar.set_label(f"{factor_names[fi]} class (training)")
     if (~train_mask).any():
         ax.legend(handles=[Line2D([], [], color=HELD_OUT_COLOUR, label="held out")],
                   loc="upper right", fontsize=8, framealpha=0.8)
+    return ScalarMappable(norm=norm, cmap=cmap)
+
+
+def plot_latent_representation(
+    z: np.ndarray,
+    factor_classes: np.ndarray,
+    train_mask: np.ndarray,
+    factor_axes: tuple[int, int],
+    latent_axes: tuple[int, int],
+    factor_names: list[str],
+    path: str | os.PathLike,
+    figsize: tuple[float, float] = (5.5, 4.5),
+    min_points_for_contour: int = 5,
+) -> None:
+    """Density contours of two latents, one per training combination of two factors.
+
+    x / y are latents `latent_axes` (those matched to factors `factor_axes`). Each training
+    combination (class of factor i, class of factor j) gets contours coloured by factor i's
+    class; points outside `train_mask` (the held-out combinations) are drawn in red. Groups too
+    small for a density are drawn as points.
+    """
+    fig = Figure(figsize=figsize, dpi=DPI)
+    ax = fig.add_subplot()
+    mappable = draw_latent_representation(
+        ax, z, factor_classes, train_mask, factor_axes, latent_axes, factor_names, min_points_for_contour
+    )
+    colourbar = fig.colorbar(mappable, ax=ax, ticks=MaxNLocator(integer=True))
+    colourbar.set_label(f"{factor_names[factor_axes[0]]} class (training)")
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -1,0 +1,55 @@
+"""Group figures in the paper's layout: per condition and model, reconstructions beside the latents."""
+
+from __future__ import annotations
+
+import os
+
+from matplotlib.figure import Figure
+
+from compgen.analysis.evaluate import load_arrays
+from compgen.analysis.figures import draw_latent_representation, draw_reconstruction_block
+from compgen.figio import save_figure
+
+IMAGES_PER_STRIP = 4
+ROW_HEIGHT = 2.4
+
+
+def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike], title: str = "") -> None:
+    """One row per panel (dict with `label` and `arrays`, an analysis.npz path).
+
+    Each row shows training and held-out reconstructions (inputs over outputs) and the
+    latent-representation plot of that run, so a reader compares models across conditions.
+    """
+    n = len(panels)
+    height = 0.6 + ROW_HEIGHT * n + (0.3 if title else 0.0)
+    fig = Figure(figsize=(13.0, height))
+    grid = fig.add_gridspec(n, 3, width_ratios=[IMAGES_PER_STRIP, IMAGES_PER_STRIP, 3.2], wspace=0.25, hspace=0.45)
+    for row, panel in enumerate(panels):
+        arrays = load_arrays(panel["arrays"])
+        k = IMAGES_PER_STRIP
+        draw_reconstruction_block(
+            fig, grid[row, 0], arrays["recon_train_inputs"][:k], arrays["recon_train_outputs"][:k],
+            f"{panel['label']}: training", row_labels=True,
+        )
+        draw_reconstruction_block(
+            fig, grid[row, 1], arrays["recon_test_inputs"][:k], arrays["recon_test_outputs"][:k],
+            "held out", row_labels=False,
+        )
+        ax = fig.add_subplot(grid[row, 2])
+        draw_latent_representation(
+            ax,
+            arrays["latents"],
+            arrays["latent_classes"],
+            arrays["latent_is_train"],
+            tuple(int(a) for a in arrays["factor_axes"]),
+            tuple(int(a) for a in arrays["latent_axes"]),
+            list(arrays["factor_names"]),
+        )
+        ax.tick_params(labelsize=7)
+        ax.xaxis.label.set_size(8)
+        ax.yaxis.label.set_size(8)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    fig.subplots_adjust(left=0.04, right=0.98, bottom=0.35 / height, top=1 - (0.75 if title else 0.3) / height)
+    for path in out_paths:
+        save_figure(fig, path)

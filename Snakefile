@@ -13,13 +13,13 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 
 
 # The library of SPEC §3 conditions is always the base; a study config is merged on top of it.
-configfile: "config/conditions.yaml"
+configfile: os.path.join(workflow.basedir, "config/conditions.yaml")
 
 
 # config/config.yaml is the default study; one given with --configfile replaces it, not merges into it.
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from snakemake.utils import validate
 
@@ -31,3 +32,13 @@ def load_config(path) -> dict:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True, scope="module")
+def single_thread():
+    """One intra-op thread: on a small shared CPU, torch's pool waits on busy cores far longer
+    than it computes these tiny batches."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -37,10 +37,13 @@ def data(tmp_path_factory):
     return root / "toy.h5", root / "split.npz"
 
 
-def make_run(task="unsupervised", epochs=3, lr=1e-3, **training):
-    model = {"task": task, "encoder": "kim", "decoder": "kim", "latent_size": 4, "loss": "vae", "recon": "bce"}
+def make_run(task="unsupervised", epochs=3, lr=1e-3, model_keys=None, **training):
+    model = {"task": task, "encoder": "kim", "decoder": "kim", "latent_size": 4}
+    if task in ("unsupervised", "composition"):
+        model.update(loss="vae", recon="bce")
     if task == "composition":
         model["op"] = "fixint"
+    model.update(model_keys or {})
     return {"run_id": f"toy-{task}", "dataset": "toy", "condition": "corner", "model_name": "kim", "seed": 3,
             "model": model,
             "training": {"epochs": epochs, "batch_size": 8, "lr": lr, "val_fraction": 0.1,
@@ -84,13 +87,46 @@ def test_composition_fixint_learns(data, tmp_path):
     assert np.isfinite(log["val_recon_target"]).all()
 
 
+@pytest.mark.parametrize("loss, parts", [
+    ("betavae", ["recon", "kl"]),
+    ("ccivae", ["recon", "kl", "capacity"]),
+    ("factorvae", ["recon", "kl", "tc", "loss", "disc"]),
+    ("btcvae", ["recon", "kl", "mi", "tc", "dwkl"]),
+    ("wae", ["recon", "mmd", "logvar_l1"]),
+])
+def test_every_loss_trains_and_logs_its_parts(data, tmp_path, loss, parts):
+    dataset, split = data
+    keys = {"loss": loss, "recon": "bce"}
+    if loss == "ccivae":
+        keys.update(gamma=10.0, capacity_max=5.0, capacity_steps=8)
+    train_run(dataset, split, make_run(epochs=3, model_keys=keys), tmp_path / "out", tmp_path / "ckpt")
+    log = pd.read_csv(tmp_path / "out" / "train_log.csv")
+    assert set(parts) <= set(log.columns) and np.isfinite(log[parts]).all().all()
+    assert log["recon"].iloc[-1] < log["recon"].iloc[0]
+    if loss == "ccivae":  # capacity averaged over each epoch's steps 0-3, 4-7, 8-11 of 8
+        assert log["capacity"].tolist() == pytest.approx([5 * 1.5 / 8, 5 * 5.5 / 8, 5.0])
+
+
+@pytest.mark.parametrize("task, part", [("supervised", "mse"), ("gt_decoder", "recon")])
+def test_supervised_controls_learn(data, tmp_path, task, part):
+    dataset, split = data
+    summary = train_run(dataset, split, make_run(task, epochs=3), tmp_path / "out", tmp_path / "ckpt")
+    log = pd.read_csv(tmp_path / "out" / "train_log.csv")
+    assert list(log.columns) == ["epoch", part, "loss", f"val_{part}", "images_per_s", "seconds"]
+    assert log[part].iloc[-1] < log[part].iloc[0]
+    assert summary["selected_by"] == f"val_{part}" and summary["best_epoch"] == int(log[f"val_{part}"].idxmin()) + 1
+    model, payload = load_trained(tmp_path / "out" / "model.pt")
+    assert payload["model_config"]["task"] == task
+
+
 class Killed(Exception):
     pass
 
 
-def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch):
+@pytest.mark.parametrize("loss", ["vae", "factorvae"])
+def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, loss):
     dataset, split = data
-    run = make_run("composition", epochs=3)
+    run = make_run("composition", epochs=3, model_keys={"loss": loss})
     train_run(dataset, split, run, tmp_path / "straight", tmp_path / "ckpt_straight")
 
     real_loss, calls = engine_module.training_loss, []
@@ -118,6 +154,25 @@ def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch):
     log_b = pd.read_csv(tmp_path / "resumed" / "train_log.csv").drop(columns=["images_per_s", "seconds"])
     pd.testing.assert_frame_equal(log_a, log_b)
     assert [p.name for p in (tmp_path / "ckpt_resumed").iterdir()] == ["ckpt_epoch3.pt"]
+    # Everything else the run trains (FactorVAE's discriminator and both optimisers) ends identical too.
+    ckpt_a = torch.load(tmp_path / "ckpt_straight" / "ckpt_epoch3.pt", weights_only=True)
+    ckpt_b = torch.load(tmp_path / "ckpt_resumed" / "ckpt_epoch3.pt", weights_only=True)
+    expected = {"model", "optimizer", "trainer", "record"} | ({"discriminator", "disc_optimizer"} if loss == "factorvae" else set())
+    assert set(ckpt_a) == set(ckpt_b) == expected
+    for key in expected - {"record", "trainer"}:
+        flat_a, flat_b = flatten(ckpt_a[key]), flatten(ckpt_b[key])
+        assert flat_a.keys() == flat_b.keys() and all(torch.equal(flat_a[k], flat_b[k]) for k in flat_a)
+
+
+def flatten(state, prefix="") -> dict:
+    """The tensors of a (nested) state dict by path."""
+    if isinstance(state, torch.Tensor):
+        return {prefix: state}
+    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, (list, tuple)) else []
+    out = {}
+    for k, v in items:
+        out.update(flatten(v, f"{prefix}/{k}"))
+    return out
 
 
 def test_non_finite_loss_stops_with_step_and_parts(data, tmp_path, monkeypatch):
@@ -126,10 +181,10 @@ def test_non_finite_loss_stops_with_step_and_parts(data, tmp_path, monkeypatch):
 
     def goes_nan(*args):
         calls.append(1)
-        parts = real_loss(*args)
+        parts, z = real_loss(*args)
         if len(calls) == 6:
             parts["loss"] = parts["loss"] * float("nan")
-        return parts
+        return parts, z
 
     monkeypatch.setattr(engine_module, "training_loss", goes_nan)
     with pytest.raises(RuntimeError, match=r"iteration 6 \(epoch 2\).*recon=.*loss=nan"):

@@ -1,11 +1,14 @@
+import itertools
+import math
+
 import pytest
 import torch
 from torch import nn
 
-from compgen.models import DECODERS, ENCODERS, build_model, load_trained
+from compgen.models import COMPOSITION_OPS, DECODERS, ENCODERS, TASKS, build_model, load_trained
 from compgen.models.blocks import SpatialBroadcastDecoder
 from compgen.models.composition import CompositionModel, FixedInterpolation, LearnedInterpolation
-from compgen.models.vae import VAE
+from compgen.models.vae import VAE, FactorRegressor, GroundTruthDecoder
 
 
 def conv_channels(module, kind=nn.Conv2d):
@@ -46,10 +49,46 @@ def test_spatial_broadcast_decoder():
     assert dec(torch.randn(1, 6)).shape == (1, 3, 64, 64)
 
 
-def test_any_encoder_with_any_decoder():
-    model = build_model({"encoder": "kim", "decoder": "sbd", "latent_size": 4}, (64, 64, 1), 2)
-    logits, mu, logvar, z = model(torch.rand(1, 1, 64, 64))
-    assert logits.shape == (1, 1, 64, 64) and z.shape == (1, 4)
+@pytest.mark.parametrize("encoder, decoder", list(itertools.product(sorted(ENCODERS), sorted(DECODERS))))
+def test_any_encoder_with_any_decoder(encoder, decoder):
+    model = build_model({"encoder": encoder, "decoder": decoder, "latent_size": 7}, (64, 64, 3), 2)
+    logits, mu, logvar, z = model(torch.rand(2, 3, 64, 64))
+    assert logits.shape == (2, 3, 64, 64) and mu.shape == logvar.shape == z.shape == (2, 7)
+
+
+def test_decoders_start_with_a_linear_map_to_256_units():
+    for name in ("burgess", "kim", "abdi", "montero"):
+        first = next(m for m in DECODERS[name]((64, 64, 1), 5).modules() if isinstance(m, nn.Linear))
+        assert (first.in_features, first.out_features) == (5, 256)
+    burgess = [m.out_features for m in ENCODERS["burgess"]((64, 64, 1), 5).modules() if isinstance(m, nn.Linear)]
+    assert burgess == [256, 256, 10]  # FC256 -> FC256 -> (mu, logvar)
+
+
+@pytest.mark.parametrize("name", ["abdi", "sbd"])
+def test_kaiming_uniform_init(name):
+    module = (ENCODERS.get(name) or DECODERS[name])((64, 64, 1), 10)
+    for layer in (m for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))):
+        fan_in = nn.init._calculate_correct_fan(layer.weight, "fan_in")
+        bound = math.sqrt(2.0) * math.sqrt(3.0 / fan_in)
+        peak = float(layer.weight.detach().abs().max())
+        assert 0.9 * bound < peak <= bound and not layer.bias.any()
+
+
+@pytest.mark.parametrize("task, arch", list(itertools.product(TASKS, ["burgess", "kim", "abdi", "montero"])))
+def test_every_task_and_architecture_maps_64x64_inputs(task, arch):
+    cfg = {"task": task, "encoder": arch, "decoder": arch, "latent_size": 6}
+    if task == "composition":
+        cfg["op"] = "interp"
+    model = build_model(cfg, (64, 64, 1), 4).eval()
+    x = torch.rand(2, 1, 64, 64)
+    if task == "unsupervised":
+        assert model(x)[0].shape == (2, 1, 64, 64)
+    elif task == "composition":
+        assert model.compose(x, x, torch.eye(4)[:2])["recon_target"].shape == (2, 1, 64, 64)
+    elif task == "supervised":
+        assert isinstance(model, FactorRegressor) and model(x).shape == (2, 4)
+    else:
+        assert isinstance(model, GroundTruthDecoder) and model(torch.randn(2, 4)).shape == (2, 1, 64, 64)
 
 
 def test_vae_samples_in_training_and_uses_mean_in_eval():
@@ -85,13 +124,29 @@ def test_interp_gate_mixes_between_latents():
     assert out.shape == (5, 4) and bool(((out > 0) & (out < 1)).all())
 
 
+@pytest.mark.parametrize("op", ["linear", "mlp"])
+def test_learned_ops_shapes_and_gradients(op):
+    torch.manual_seed(0)
+    module = COMPOSITION_OPS[op](n_factors=3, latent_size=5)
+    z_ref, z_cmd = torch.randn(4, 5, requires_grad=True), torch.randn(4, 5, requires_grad=True)
+    out = module(z_ref, z_cmd, torch.eye(3)[[0, 1, 2, 0]])
+    assert out.shape == (4, 5)
+    out.pow(2).sum().backward()
+    assert z_ref.grad.abs().sum() > 0 and z_cmd.grad.abs().sum() > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
+    # the action matters: another factor gives another result
+    assert not torch.allclose(module(z_ref, z_cmd, torch.eye(3)[[1, 1, 1, 1]]), out)
+
+
 def test_composition_model_compose_and_backbone_access():
     model = build_model({"task": "composition", "op": "interp", "encoder": "kim", "decoder": "kim"}, (64, 64, 1), 3)
     assert isinstance(model, CompositionModel) and isinstance(model.vae, VAE)
     model.eval()
     ref, cmd = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
     out = model.compose(ref, cmd, torch.eye(3)[:2])
-    assert set(out) == {"recon_ref", "recon_cmd", "recon_target", "mu_ref", "logvar_ref", "mu_cmd", "logvar_cmd"}
+    assert set(out) == {"recon_ref", "recon_cmd", "recon_target", "mu_ref", "logvar_ref", "mu_cmd", "logvar_cmd",
+                        "z_ref", "z_cmd"}
+    assert torch.equal(out["z_ref"], out["mu_ref"])  # the mean at evaluation
     mu, _ = model.encode(ref)
     assert torch.allclose(out["mu_ref"], mu, atol=1e-5)
     assert torch.allclose(out["recon_ref"], model.decode(mu), atol=1e-4)

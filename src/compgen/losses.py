@@ -64,8 +64,9 @@ class Objective(nn.Module):
     # Parts that are settings rather than measurements: not summed over a triplet's two inputs.
     settings: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, recon: str = "bce", n_train: int = 0, **hyper):
+    def __init__(self, recon: str | None = None, n_train: int = 0, **hyper):
         super().__init__()
+        recon = recon or self.recon_default
         if recon not in RECON_KINDS:
             raise ValueError(f"unknown reconstruction loss {recon!r}; allowed: {', '.join(RECON_KINDS)}")
         unknown = set(hyper) - set(self.defaults)
@@ -147,7 +148,7 @@ class FactorVAELoss(Objective):
     defaults = {"gamma": 40.0, "disc_lr": 1e-4}
     HIDDEN, LAYERS, BETAS = 1000, 5, (0.5, 0.9)
 
-    def __init__(self, recon="bce", n_train=0, latent_size: int = 10, **hyper):
+    def __init__(self, recon=None, n_train=0, latent_size: int = 10, **hyper):
         super().__init__(recon, n_train, **hyper)
         layers: list[nn.Module] = []
         width = latent_size

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from compgen.conditions import Condition, ConditionError, split_masks
 from compgen.datasets import REGISTRY, dataset_grid
+from compgen.datasets.official import resolve_source
+from compgen.datasets.store import DatasetError
 from compgen.grid import Grid
 
 TRAINING_KEYS = (
@@ -53,6 +55,8 @@ class Study:
         self._check_datasets()
         self.conditions: dict[tuple[str, str], Condition] = {}
         self.runs: list[Run] = self._build_runs()
+        # Rules look runs up for every job (params, resources): keep that O(1) for large studies.
+        self._runs_by_id = {run.run_id: run for run in self.runs}
         self.groups: dict[str, Group] = self._build_groups()
 
     # -- datasets -------------------------------------------------------------------------
@@ -66,6 +70,10 @@ class Study:
                 self.grids[name] = dataset_grid(name, ds.get("subsample"))
             except KeyError as err:
                 raise StudyError(f"config key datasets.{name}.subsample: {err.args[0]}") from None
+            try:
+                resolve_source(name, ds)  # source: official needs its file now, not when the job runs
+            except DatasetError as err:
+                raise StudyError(f"config key datasets.{name}.source: {err}") from None
 
     def grid(self, dataset: str) -> Grid:
         return self.grids[dataset]
@@ -186,10 +194,10 @@ class Study:
 
     def run(self, dataset: str, condition: str, model: str, seed: int | str) -> Run:
         run_id = f"{dataset}/{condition}/{model}/seed{seed}"
-        for run in self.runs:
-            if run.run_id == run_id:
-                return run
-        raise KeyError(f"no run {run_id} in this study")
+        try:
+            return self._runs_by_id[run_id]
+        except KeyError:
+            raise KeyError(f"no run {run_id} in this study") from None
 
     def model_label(self, model: str) -> str:
         return self.config["models"][model].get("label", model)

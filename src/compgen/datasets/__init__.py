@@ -1,4 +1,4 @@
-"""Dataset registry: name -> full grid and procedural renderer."""
+"""Dataset registry: name -> full grid and procedural renderer (official files: `official`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from compgen.datasets import sprites
+from compgen.datasets import mpi3d, shapes3d, sprites
 from compgen.grid import Grid
 
 
@@ -20,9 +20,11 @@ class DatasetFamily:
 
 
 REGISTRY: dict[str, DatasetFamily] = {
-    "dsprites": DatasetFamily("dsprites", sprites.DSPRITES_GRID, sprites.render_dsprites, "sprites-1"),
+    "dsprites": DatasetFamily("dsprites", sprites.DSPRITES_GRID, sprites.render_dsprites, "sprites-2"),
     "circles": DatasetFamily("circles", sprites.CIRCLES_GRID, sprites.render_circles, "sprites-1"),
     "simple": DatasetFamily("simple", sprites.SIMPLE_GRID, sprites.render_simple, "sprites-1"),
+    "shapes3d": DatasetFamily("shapes3d", shapes3d.SHAPES3D_GRID, shapes3d.render_shapes3d, "shapes3d-1"),
+    "mpi3d": DatasetFamily("mpi3d", mpi3d.MPI3D_GRID, mpi3d.render_mpi3d, "mpi3d-1"),
 }
 
 

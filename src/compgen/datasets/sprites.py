@@ -99,12 +99,14 @@ def _dsprite(shape_class: int, scale: float, angle: float) -> np.ndarray:
     """One binary sprite (64 x 64) centred on pixel (32, 32)."""
     centre = np.array([_SPRITE_CENTRE + 0.5], dtype=np.float32)
     half = np.array([DSPRITES_HALF * scale], dtype=np.float32)
-    u, v = _local_coords(centre, centre, half, np.array([angle], dtype=np.float32))
+    # A full turn is exactly no turn: pixel centres on the outline must not flip at 2π.
+    angle = np.array([np.mod(angle, 2 * np.pi)], dtype=np.float32)
+    u, v = _local_coords(centre, centre, half, angle)
     return (_square, _ellipse, _heart)[shape_class](u[0], v[0])
 
 
 def render_dsprites(grid: Grid, classes: np.ndarray) -> np.ndarray:
-    values = grid.values(classes).astype(np.float32)
+    values = grid.values(classes)
     shape_class = grid.full_classes(classes)[:, 0]
     shift_x = np.rint(values[:, 3] * DSPRITES_POSITION_STEPS).astype(np.int64) + DSPRITES_FIRST_PIXEL
     shift_y = np.rint(values[:, 4] * DSPRITES_POSITION_STEPS).astype(np.int64) + DSPRITES_FIRST_PIXEL
@@ -113,10 +115,9 @@ def render_dsprites(grid: Grid, classes: np.ndarray) -> np.ndarray:
     out = np.empty((len(classes), SIZE, SIZE, 1), dtype=np.uint8)
     padded = np.zeros((2 * SIZE, 2 * SIZE), dtype=np.uint8)
     windows = np.lib.stride_tricks.sliding_window_view(padded, (SIZE, SIZE))
-    for k, (shape, scale_class, angle_class) in enumerate(unique_keys):
+    for k, key in enumerate(unique_keys):
         sel = np.flatnonzero(inverse.ravel() == k)
-        first = sel[0]
-        sprite = _dsprite(int(shape), float(values[first, 1]), float(values[first, 2]))
+        sprite = _dsprite(int(key[0]), float(values[sel[0], 1]), float(values[sel[0], 2]))
         padded[SIZE // 2 : SIZE // 2 + SIZE, SIZE // 2 : SIZE // 2 + SIZE] = sprite * np.uint8(255)
         # Window (y0, x0) is padded[y0:y0+64, x0:x0+64]; the sprite centre (padded pixel 64) lands
         # on image pixel 64 - y0, so a centre on pixel c is the window at 64 - c.

@@ -24,7 +24,7 @@ class Triplets(NamedTuple):
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 images in [0, 255] to float32 in [0, 1], on their own device."""
-    return images.to(torch.float32) / 255.0
+    return images.to(torch.float32).div_(255.0)  # in place: one float buffer per batch, not two
 
 
 def images_to_tensor(images: np.ndarray, device: torch.device | str) -> torch.Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import math
@@ -10,6 +11,7 @@ import os
 import platform
 import random
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,6 +34,7 @@ from compgen.training.engine import (
     LossSpec,
     TrainingRecord,
     attach_checkpointing,
+    attach_record,
     composition_epoch,
     derived_seed,
     make_train_step,
@@ -58,10 +61,38 @@ VALIDATION_BATCH = 256
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return claim_gpu() if torch.cuda.is_available() else torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"training.device is {name!r} but no CUDA device is available")
-    return torch.device(name)
+    return claim_gpu() if name == "cuda" else torch.device(name)
+
+
+GPU_LOCK_DIR = Path(tempfile.gettempdir())
+_gpu_claims: list[int] = []  # open lock files; the kernel releases them when the process ends
+
+
+def claim_gpu() -> torch.device:
+    """The first visible GPU that no other process on this machine has claimed.
+
+    Snakemake caps concurrent GPU jobs (--resources gpu=N) but does not say which GPU a job
+    gets, so each job takes an exclusive lock per GPU (named by its UUID, which is the same
+    under any CUDA_VISIBLE_DEVICES). Under SLURM a job sees only the GPU it was given.
+    """
+    for index in range(torch.cuda.device_count()):
+        path = GPU_LOCK_DIR / f"compgen-gpu-{torch.cuda.get_device_properties(index).uuid}.lock"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _gpu_claims.append(fd)
+        return torch.device("cuda", index)
+    log.warning("every visible GPU is claimed by another job; sharing cuda:0")
+    return torch.device("cuda", 0)
 
 
 def resolve_run(run: dict) -> dict:
@@ -105,6 +136,8 @@ def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> d
     cfg, model_cfg, seed = run["training"], run["model"], int(run["seed"])
     device = resolve_device(cfg["device"])
     amp = bool(cfg["amp"]) and device.type == "cuda"
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest kernels once
     seed_everything(seed)
 
     grid = read_grid(dataset_path)
@@ -151,13 +184,7 @@ def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> d
     val_batch = max(batch_size, VALIDATION_BATCH)
     progress = sys.stderr.isatty()
 
-    trainer.add_event_handler(Events.EPOCH_STARTED, lambda _: record.start_epoch())
-
-    @trainer.on(Events.ITERATION_COMPLETED)
-    def accumulate(engine: Engine) -> None:
-        batch = engine.state.batch
-        record.add_step(engine.state.output, len(batch.target if isinstance(batch, Triplets) else batch),
-                        engine.state.iteration, engine.state.epoch)
+    attach_record(trainer, record)
 
     @trainer.on(Events.EPOCH_COMPLETED)
     def finish_epoch(engine: Engine) -> None:

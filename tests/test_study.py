@@ -9,18 +9,35 @@ from conftest import ROOT, load_config, validated
 
 @pytest.fixture(scope="module")
 def base():
-    return load_config(ROOT / "config/config.yaml")
+    """The demo config: small and stable, so each bad-config case edits one known key."""
+    return load_config(ROOT / "config/demo.yaml")
 
 
-def test_shipped_configs_build(base):
-    study = Study(base)
-    assert len(study.runs) == (3 * 3 + 2 * 2) * 3
-    run = study.run("circles", "midpos", "vae_sbd_fixint", 2)
+def test_neurips_study_config():
+    study = Study(load_config(ROOT / "config/config.yaml"))
+    # 4 composition models on 1 + 4 + 2 + 2 + 2 conditions, 3 supervised runs, 3 seeds each.
+    assert len(study.runs) == (4 * 11 + 3) * 3 == 141
+    run = study.run("circles", "midpos", "vae_fixint_sbd", 2)
     assert run.spec["training"]["batch_size"] == 16 and run.spec["training"]["lr"] == 3e-4
-    assert run.spec["training"]["epochs"] == 100 and run.spec["model"]["encoder"] == "kim"
-    assert run.resources == {"gpu": 1, "cpus": 4, "mem_mb": 8000, "runtime": 120}
-    assert set(study.groups) == {"failure_cases", "dsprites_conditions", "circles"}
-    assert len(study.groups["failure_cases"].runs) == 9
+    assert run.spec["model"]["decoder"] == "sbd" and run.resources["runtime"] == 120
+    assert study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "vae_fixint_mpi", 0).spec["training"]["epochs"] == 50
+    assert study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "wae_fixint_mpi", 0).spec["training"]["epochs"] == 200
+    wae = study.run("dsprites", "sqr2tx", "wae_interp", 1).spec["model"]
+    assert wae["loss"] == "wae" and wae["recon"] == "mse" and wae["mmd_weight"] == 10
+    assert set(study.groups) == {"failure_cases", "success_cases", "shapes3d_conditions", "circles_simple", "supervised"}
+    assert len(study.groups["supervised"].runs) == 9
+    assert study.splits_used().count(("mpi3d", "cyl2vx+four_shapes+fix_hx")) == 1
+
+
+def test_iclr_study_config():
+    study = Study(load_config(ROOT / "config/iclr2021.yaml"))
+    assert len(study.runs) == 8 * 9 * 3 == 216
+    assert {r.spec["model"]["task"] for r in study.runs} == {"unsupervised", "gt_decoder"}
+    assert study.run("dsprites", "leave1out", "factor50", 0).spec["model"]["gamma"] == 50
+    assert {len(g.runs) for g in study.groups.values()} == {72}
+
+
+def test_demo_config_is_small():
     demo = Study(load_config(ROOT / "config/demo.yaml"))
     assert demo.grid("dsprites").n < 50_000 and all(r.seed == 0 for r in demo.runs)
 
@@ -84,8 +101,8 @@ def test_meaningless_configs_are_refused_with_the_key(base, path, value, message
 
 def test_duplicate_runs_are_refused(base):
     config = copy.deepcopy(base)
-    config["experiments"].append(dict(config["experiments"][0], name="again", seeds=[2]))
-    with pytest.raises(StudyError, match="dsprites/sqr2tx/vae/seed2 is already declared by experiment 'dsprites'"):
+    config["experiments"].append(dict(config["experiments"][0], name="again", seeds=[0]))
+    with pytest.raises(StudyError, match="dsprites/sqr2tx/vae/seed0 is already declared by experiment 'dsprites'"):
         Study(config)
 
 

@@ -1,4 +1,6 @@
 # The study table built from the validated config, wildcard constraints and input helpers.
+from compgen.analysis.figure_sets import FIGURES_BY_TASK
+from compgen.datasets.official import resolve_source
 from compgen.study import Study, StudyError
 
 try:
@@ -9,7 +11,7 @@ except StudyError as err:
 RUN_DIR = "results/runs/{dataset}/{condition}/{model}/seed{seed}"
 ANALYSIS_DIR = "results/analysis/{dataset}/{condition}/{model}/seed{seed}"
 CHECKPOINT_DIR = "results/checkpoints/{dataset}/{condition}/{model}/seed{seed}"
-PER_RUN_FIGURES = ("curves", "reconstructions", "hinton", "latents")
+PER_RUN_FIGURES = ("curves", "reconstructions", "hinton", "latents", "traversals")
 
 
 wildcard_constraints:
@@ -19,6 +21,12 @@ wildcard_constraints:
     seed=r"\d+",
     group=r"[A-Za-z0-9_]+",
     figure="|".join(PER_RUN_FIGURES),
+
+
+def official_file(wildcards):
+    """The official file when it is the source (so Snakemake tracks it), else nothing."""
+    source, path = resolve_source(wildcards.dataset, config["datasets"][wildcards.dataset])
+    return [str(path)] if source == "official" else []
 
 
 def run_of(wildcards):
@@ -60,8 +68,9 @@ def group_panels(wildcards):
 def all_outputs():
     targets = expand("results/data/{dataset}_preview.png", dataset=STUDY.datasets_used())
     targets += [f"results/splits/{d}/{c}.png" for d, c in STUDY.splits_used()]
-    for figure in PER_RUN_FIGURES:
-        targets += run_paths(f"{ANALYSIS_DIR}/{figure}.png")
+    for run in STUDY.runs:
+        for figure in FIGURES_BY_TASK[run.spec["model"]["task"]]:
+            targets += run_paths(f"{ANALYSIS_DIR}/{figure}.png", [run])
     targets += expand("results/summary/groups/{group}.{ext}", group=sorted(STUDY.groups), ext=("tex", "png"))
     targets.append("results/summary/scores.csv")
     return targets

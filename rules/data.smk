@@ -1,12 +1,3 @@
-from compgen.datasets.official import resolve_source
-
-
-def official_file(wildcards):
-    """The official file when it is the source (so Snakemake tracks it), else nothing."""
-    source, path = resolve_source(wildcards.dataset, config["datasets"][wildcards.dataset])
-    return [str(path)] if source == "official" else []
-
-
 rule prepare_dataset:
     input:
         official=official_file,

@@ -7,10 +7,27 @@ from compgen.study import Study, StudyError
 from conftest import ROOT, load_config, validated
 
 
+BASE = """
+datasets:
+  dsprites: {subsample: {posX: 2, posY: 2}}
+  circles: {}
+models:
+  vae: {task: unsupervised}
+  vae_fixint: {task: composition, op: fixint}
+experiments:
+  - {name: dsprites, dataset: dsprites, conditions: [sqr2tx, blank_side], models: [vae, vae_fixint]}
+  - {name: circles, dataset: circles, conditions: [midpos], models: [vae_fixint], seeds: [0]}
+groups:
+  circles: {members: [{dataset: circles, condition: midpos}]}
+"""
+
+
 @pytest.fixture(scope="module")
-def base():
-    """The demo config: small and stable, so each bad-config case edits one known key."""
-    return load_config(ROOT / "config/demo.yaml")
+def base(tmp_path_factory):
+    """A small study of its own, so each bad-config case edits one known key."""
+    path = tmp_path_factory.mktemp("config") / "base.yaml"
+    path.write_text(BASE)
+    return load_config(path)
 
 
 def test_neurips_study_config():
@@ -39,7 +56,7 @@ def test_iclr_study_config():
 
 def test_demo_config_is_small():
     demo = Study(load_config(ROOT / "config/demo.yaml"))
-    assert demo.grid("dsprites").n < 50_000 and all(r.seed == 0 for r in demo.runs)
+    assert demo.grid("dsprites").n < 50_000 and demo.grid("shapes3d").n < 2_000 and all(r.seed == 0 for r in demo.runs)
 
 
 def _edit(config, path, value):
@@ -101,8 +118,8 @@ def test_meaningless_configs_are_refused_with_the_key(base, path, value, message
 
 def test_duplicate_runs_are_refused(base):
     config = copy.deepcopy(base)
-    config["experiments"].append(dict(config["experiments"][0], name="again", seeds=[0]))
-    with pytest.raises(StudyError, match="dsprites/sqr2tx/vae/seed0 is already declared by experiment 'dsprites'"):
+    config["experiments"].append(dict(config["experiments"][0], name="again", seeds=[2]))
+    with pytest.raises(StudyError, match="dsprites/sqr2tx/vae/seed2 is already declared by experiment 'dsprites'"):
         Study(config)
 
 

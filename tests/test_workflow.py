@@ -99,7 +99,7 @@ def test_figures_are_images(finished):
     import matplotlib.image as mpimg
 
     for run_id in RUNS:
-        for figure in ("curves", "reconstructions", "hinton", "latents"):
+        for figure in ("curves", "reconstructions", "hinton", "latents", "traversals"):
             image = mpimg.imread(finished / "results/analysis" / run_id / f"{figure}.png")
             assert image.shape[0] > 100 and image.shape[1] > 100 and image.std() > 0
     preview = mpimg.imread(finished / "results/data/dsprites_preview.png")

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from compgen.analysis import metrics
+from compgen.analysis.traversals import latent_traversals
 from compgen.atomic import atomic_path, write_json
 from compgen.conditions import load_split
 from compgen.datasets.store import read_grid, read_rows
@@ -28,8 +29,8 @@ log = logging.getLogger(__name__)
 
 # Sample sizes: `fast` for tests and demos, `paper` for the study.
 PRESETS = {
-    "fast": {"n_train": 2000, "n_test": 1000, "n_triplets": 256, "n_latent_plot": 2000},
-    "paper": {"n_train": 10000, "n_test": 5000, "n_triplets": 4096, "n_latent_plot": 5000},
+    "fast": {"n_train": 2000, "n_test": 1000, "n_triplets": 256, "n_latent_plot": 2000, "n_traversal": 256},
+    "paper": {"n_train": 10000, "n_test": 5000, "n_triplets": 4096, "n_latent_plot": 5000, "n_traversal": 2000},
 }
 BATCH = 256
 
@@ -177,6 +178,9 @@ def analyse_run(dataset_path, split_path, split_summary_path, model_path, scores
     z_plot, _ = encode_and_score(model, dataset_path, plot_idx, recon_kind, task, grid)
     train_in, train_out = _reconstruct(model, dataset_path, _sample(train, n_images, rng), task, grid)
     test_in, test_out = _reconstruct(model, dataset_path, _sample(test, n_images, rng), task, grid)
+    traversals = {}
+    if task in ("unsupervised", "composition"):
+        traversals = latent_traversals(model, _images(dataset_path, train_s[: sizes["n_traversal"]]))
     with atomic_path(arrays_path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(
@@ -193,6 +197,7 @@ def analyse_run(dataset_path, split_path, split_summary_path, model_path, scores
                 recon_train_outputs=train_out,
                 recon_test_inputs=test_in,
                 recon_test_outputs=test_out,
+                **traversals,
             )
     write_json(scores_path, scores)
     log.info("analysed %s in %.1f s", scores["run_id"], time.perf_counter() - started)

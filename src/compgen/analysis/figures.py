@@ -257,3 +257,20 @@ def plot_training_curves(
         ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def plot_traversals(images: np.ndarray, latents: np.ndarray, kl: np.ndarray, path: str | os.PathLike) -> None:
+    """One row per latent (most KL first), its value swept left to right, the others held fixed."""
+    n_rows, n_cols = images.shape[:2]
+    fig = Figure(figsize=(1.4 + 0.75 * n_cols, 0.3 + 0.75 * n_rows), dpi=DPI)
+    grid = fig.add_gridspec(n_rows, n_cols, wspace=0.03, hspace=0.06)
+    for r in range(n_rows):
+        for c in range(n_cols):
+            ax = fig.add_subplot(grid[r, c])
+            ax.imshow(_as_display_image(images[r, c]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(f"z{int(latents[r])}\nKL {kl[r]:.2f}", fontsize=7, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(left=1.2 / (1.4 + 0.75 * n_cols), right=0.99, bottom=0.01, top=0.99)
+    save_figure(fig, path)

@@ -34,7 +34,17 @@ def _latents(arrays: dict, out_path) -> None:
     )
 
 
-DRAWERS = {"reconstructions": _reconstructions, "hinton": _hinton, "latents": _latents}
+def _traversals(arrays: dict, out_path) -> None:
+    figures.plot_traversals(arrays["traversal_images"], arrays["traversal_latents"], arrays["traversal_kl"], out_path)
+
+
+DRAWERS = {
+    "reconstructions": _reconstructions,
+    "hinton": _hinton,
+    "latents": _latents,
+    "traversals": _traversals,
+}
+
 
 
 def draw_run_figure(figure: str, arrays_path, train_log_path, out_path: str | os.PathLike) -> None:

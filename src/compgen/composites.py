@@ -6,7 +6,7 @@ import os
 
 from matplotlib.figure import Figure
 
-from compgen.analysis.evaluate import load_arrays
+from compgen.analysis.evaluate import latent_plot_inputs, load_arrays
 from compgen.analysis.figures import draw_latent_representation, draw_reconstruction_block
 from compgen.figio import save_figure
 
@@ -36,15 +36,7 @@ def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike],
             "held out", row_labels=False,
         )
         ax = fig.add_subplot(grid[row, 2])
-        draw_latent_representation(
-            ax,
-            arrays["latents"],
-            arrays["latent_classes"],
-            arrays["latent_is_train"],
-            tuple(int(a) for a in arrays["factor_axes"]),
-            tuple(int(a) for a in arrays["latent_axes"]),
-            list(arrays["factor_names"]),
-        )
+        draw_latent_representation(ax, **latent_plot_inputs(arrays))
         ax.tick_params(labelsize=7)
         ax.xaxis.label.set_size(8)
         ax.yaxis.label.set_size(8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from compgen.analysis import figures
-from compgen.analysis.evaluate import load_arrays
+from compgen.analysis.evaluate import latent_plot_inputs, load_arrays
 
 
 def _reconstructions(arrays: dict, out_path) -> None:
@@ -23,15 +23,7 @@ def _hinton(arrays: dict, out_path) -> None:
 
 
 def _latents(arrays: dict, out_path) -> None:
-    figures.plot_latent_representation(
-        arrays["latents"],
-        arrays["latent_classes"],
-        arrays["latent_is_train"],
-        tuple(int(a) for a in arrays["factor_axes"]),
-        tuple(int(a) for a in arrays["latent_axes"]),
-        list(arrays["factor_names"]),
-        out_path,
-    )
+    figures.plot_latent_representation(path=out_path, **latent_plot_inputs(arrays))
 
 
 def _traversals(arrays: dict, out_path) -> None:

@@ -11,6 +11,8 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
+from compgen.study import schema_error_message  # noqa: E402  (needs SRC on the path)
+
 
 # The library of SPEC §3 conditions is always the base; a study config is merged on top of it.
 configfile: os.path.join(workflow.basedir, "config/conditions.yaml")
@@ -23,7 +25,12 @@ if not workflow.overwrite_configfiles:
 
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+SCHEMA = os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+try:
+    validate(config, SCHEMA)  # fills in the schema's defaults
+except WorkflowError as err:
+    # One line that names the offending key and what is allowed, instead of the whole schema.
+    raise WorkflowError(f"invalid configuration: {schema_error_message(err, SCHEMA)}") from None
 
 
 report: "workflow/report/workflow.rst"

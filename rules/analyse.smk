@@ -40,5 +40,6 @@ rule run_figure:
     localrule: True
     conda:
         "../envs/compgen.yaml"
+    # One script per figure type, so editing one re-draws only that figure (the code trigger).
     script:
-        "../workflow/scripts/run_figure.py"
+        "../workflow/scripts/figures/{wildcards.figure}.py"

@@ -1,12 +1,16 @@
 # The study table built from the validated config, wildcard constraints and input helpers.
 from compgen.analysis.figure_sets import FIGURES_BY_TASK
 from compgen.datasets.official import resolve_source
-from compgen.study import Study, StudyError
+from compgen.study import OutputFolderError, Study, StudyError, check_output_folder
 
 try:
     STUDY = Study(config)
 except StudyError as err:
     raise WorkflowError(f"invalid configuration: {err}") from None
+try:
+    check_output_folder("results")
+except OutputFolderError as err:
+    raise WorkflowError(str(err)) from None
 
 RUN_DIR = "results/runs/{dataset}/{condition}/{model}/seed{seed}"
 ANALYSIS_DIR = "results/analysis/{dataset}/{condition}/{model}/seed{seed}"

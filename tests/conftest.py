@@ -9,10 +9,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 
 
+def validate_config(config: dict, schema=SCHEMA) -> dict:
+    """The Snakefile's schema check: defaults filled in, a failure raised as a one-line StudyError."""
+    from snakemake.exceptions import WorkflowError
+
+    from compgen.study import StudyError, schema_error_message
+
+    try:
+        validate(config, str(schema))
+    except WorkflowError as err:
+        raise StudyError(schema_error_message(err, schema)) from None
+    return config
+
+
 def validated(config: dict) -> dict:
     """A config as the Snakefile sees it: checked against the schema, defaults filled in."""
-    validate(config, str(SCHEMA))
-    return config
+    return validate_config(config)
 
 
 def merged(base: dict, update: dict) -> dict:

@@ -6,7 +6,7 @@ import os
 
 from matplotlib.figure import Figure
 
-from compgen.analysis.evaluate import latent_plot_inputs, load_arrays
+from compgen.analysis.arrays import latent_plot_inputs, load_arrays
 from compgen.analysis.figures import draw_latent_representation, draw_reconstruction_block
 from compgen.figio import save_figure
 

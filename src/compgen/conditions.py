@@ -7,6 +7,7 @@ Modifiers are filters that shrink the grid on both sides before the condition ap
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +22,10 @@ THRESHOLDS = ("gt", "ge", "lt", "le")
 
 class ConditionError(ValueError):
     """A condition that cannot be applied to its grid."""
+
+
+class SplitError(ValueError):
+    """A split file that is unreadable or was not made for the dataset it is used with."""
 
 
 @dataclass(frozen=True)
@@ -171,11 +176,61 @@ def write_split(grid: Grid, condition: Condition, dataset: str, npz_path, json_p
     summary, train, test = split_summary(grid, condition, dataset)
     with atomic_path(npz_path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, train=train, test=test)
+            # The grid's sizes travel with the indices, so a split is never applied to another grid.
+            np.savez(fh, train=train, test=test, grid_sizes=np.asarray(grid.sizes, dtype=np.int64))
     write_json(json_path, summary)
     return summary
 
 
-def load_split(npz_path) -> tuple[np.ndarray, np.ndarray]:
-    with np.load(npz_path, allow_pickle=False) as f:
-        return f["train"], f["test"]
+def load_split(
+    npz_path, grid: Grid | None = None, summary: dict | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train and test indices. Given the dataset's `grid` (and the split's .json `summary`), the
+    split is refused unless it was made for that grid: same sizes, indices in range, unique and
+    disjoint, counts as summarised."""
+    try:
+        with np.load(npz_path, allow_pickle=False) as f:
+            missing = sorted({"train", "test"} - set(f.files))
+            if missing:
+                raise SplitError(f"{npz_path}: missing {missing}; not a split file (has {sorted(f.files)})")
+            train, test = f["train"], f["test"]
+            sizes = tuple(int(s) for s in f["grid_sizes"]) if "grid_sizes" in f.files else None
+    except SplitError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise SplitError(f"{npz_path}: not a readable split file ({err})") from None
+    if grid is not None:
+        _check_split(npz_path, grid, train, test, sizes, summary)
+    return train, test
+
+
+def _check_split(npz_path, grid: Grid, train, test, sizes, summary) -> None:
+    def refuse(what: str) -> None:
+        raise SplitError(f"{npz_path}: {what}; it does not belong to this dataset (make the split again)")
+
+    if sizes is not None and sizes != grid.sizes:
+        refuse(f"made for grid sizes {list(sizes)}, the dataset has {list(grid.sizes)}")
+    if summary is not None:  # what the summary records must match
+        recorded = summary.get("grid", {})
+        sizes_differ = recorded.get("factor_sizes", list(grid.sizes)) != list(grid.sizes)
+        names_differ = recorded.get("factor_names", list(grid.names)) != list(grid.names)
+        if summary.get("n_total", grid.n) != grid.n or sizes_differ or names_differ:
+            refuse(
+                f"its summary records {summary.get('n_total')} images on grid "
+                f"{dict(zip(recorded.get('factor_names', []), recorded.get('factor_sizes', [])))}, "
+                f"the dataset has {grid.n} on {dict(zip(grid.names, grid.sizes))}"
+            )
+        if (summary.get("n_train", train.size), summary.get("n_test", test.size)) != (train.size, test.size):
+            refuse(
+                f"holds {train.size} train and {test.size} test indices, its summary says "
+                f"{summary.get('n_train')} and {summary.get('n_test')}"
+            )
+    for name, idx in (("train", train), ("test", test)):
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+            refuse(f"{name!r} is {idx.dtype} with shape {idx.shape}, expected 1-D integer indices")
+        if idx.size and (idx.min() < 0 or idx.max() >= grid.n):
+            refuse(f"{name!r} indices span {idx.min()}..{idx.max()}, the dataset has rows 0..{grid.n - 1}")
+        if np.unique(idx).size != idx.size:
+            refuse(f"{name!r} repeats indices")
+    if np.intersect1d(train, test).size:
+        refuse("train and test share indices")

@@ -2,12 +2,17 @@
 
 The JSON schema checks keys and types; this module checks what a schema cannot: that datasets,
 factors, conditions, modifiers and models named in one place exist in another, that every split
-is non-empty, and that no run is declared twice.
+is non-empty, and that no run is declared twice. It also turns the schema's errors into one line
+that names the key and what is allowed (schema_error_message).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 from compgen.conditions import Condition, ConditionError, split_masks
 from compgen.datasets import REGISTRY, dataset_grid
@@ -23,6 +28,90 @@ RESOURCE_KEYS = ("gpu", "cpus", "mem_mb", "runtime")
 
 class StudyError(ValueError):
     """A configuration that is well-formed but does not make sense."""
+
+
+class OutputFolderError(OSError):
+    """An output folder that cannot take the workflow's outputs."""
+
+
+def check_output_folder(folder: str | os.PathLike) -> None:
+    """Refuse, before any job starts, an output folder that exists but cannot be written to
+    (a file in its place, no write permission, a read-only mount)."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        raise OutputFolderError(
+            f"{path.absolute()}: exists but is not a folder; every output goes under {path}/"
+        )
+    existing = path if path.exists() else path.absolute().parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputFolderError(f"{existing.absolute()}: not writable; every output goes under {path}/")
+
+
+def schema_error_message(error: BaseException, schema_path: str | os.PathLike) -> str:
+    """One line naming the key and what is allowed, for a failed schema check.
+
+    `error` is what the validator raised (Snakemake's validate wraps jsonschema's ValidationError)."""
+    import jsonschema
+
+    cause = error if isinstance(error, jsonschema.ValidationError) else error.__context__
+    if not isinstance(cause, jsonschema.ValidationError):
+        return str(error)
+    return schema_message(cause, yaml.safe_load(Path(schema_path).read_text()))
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _describe_if(schema: dict) -> str:
+    """`{properties: {loss: {const: wae}}}` -> "loss is 'wae'"."""
+    tests = schema.get("properties", {}).items()
+    return " and ".join(f"{k} is {v['const']!r}" for k, v in tests if "const" in v)
+
+
+def schema_message(error, root: dict) -> str:
+    """One line for a jsonschema error: the offending key, what is wrong, what is allowed."""
+    import jsonschema
+
+    where = _key(error.absolute_path)
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        schema, instance = error.schema, error.instance
+        allowed = list(schema.get("properties", {}))
+        only_when: dict[str, list[str]] = {}  # keys of if/then branches that do not apply here
+        for entry in schema.get("allOf", []):
+            if "if" not in entry:
+                continue
+            applies = jsonschema.Draft202012Validator(entry["if"]).is_valid(instance)
+            taken, other = ("then", "else") if applies else ("else", "then")
+            allowed += [k for k in entry.get(taken, {}).get("properties", {}) if k not in allowed]
+            for k in entry.get(other, {}).get("properties", {}):
+                if taken == "else":
+                    only_when.setdefault(k, []).append(_describe_if(entry["if"]))
+        unexpected = [k for k in instance if k not in allowed]
+        key = unexpected[0] if unexpected else "?"
+        what = f"applies only when {' or '.join(only_when[key])}" if key in only_when else "unknown key"
+        return f"config key {_key([*error.absolute_path, key])}: {what}; allowed here: {', '.join(allowed)}"
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"config key {where}: {error.instance!r} is not allowed; allowed: {allowed}"
+    # Inside an if/then/else branch, say which condition the branch belongs to.
+    branch, condition = list(error.absolute_schema_path), ""
+    if len(branch) >= 2 and branch[-2] in ("then", "else"):
+        parent = root
+        for part in branch[:-2]:
+            parent = parent[part]
+        condition = _describe_if(parent.get("if", {}))
+    if error.validator == "not" and "required" in error.validator_value:
+        key = error.validator_value["required"][0]
+        return f"config key {_key([*error.absolute_path, key])}: applies only when {condition}"
+    if error.validator == "required":
+        key = next(k for k in error.validator_value if k not in error.instance)
+        when = f" when {condition}" if condition else ""
+        return f"config key {_key([*error.absolute_path, key])}: required{when}"
+    return f"config key {where or '(top level)'}: {error.message}"
 
 
 @dataclass(frozen=True)
@@ -229,9 +318,12 @@ class Study:
                     if (r.dataset, r.condition) == member and (not wanted_models or r.model in wanted_models)
                 ]
                 if not matched:
+                    trained = sorted({f"{r.dataset}/{r.condition}" for r in self.runs
+                                      if not wanted_models or r.model in wanted_models})
                     raise StudyError(
                         f"config key groups.{name}.members[{k}]: no run trains on {member[0]}/{member[1]}"
                         + (f" with models {wanted_models}" if wanted_models else "")
+                        + f"; allowed: {', '.join(trained) or '(none)'}"
                     )
                 runs.extend(matched)
             groups[name] = Group(name, spec.get("title", name), members, tuple(runs))

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 
 import numpy as np
 import torch
 
 from compgen.analysis import metrics
+from compgen.analysis.arrays import latent_plot_inputs, load_arrays  # noqa: F401  (their old home)
 from compgen.analysis.traversals import latent_traversals
 from compgen.atomic import atomic_path, write_json
 from compgen.conditions import load_split
-from compgen.datasets.store import read_grid, read_rows
+from compgen.datasets.store import check_dataset, read_rows
 from compgen.grid import Grid
 from compgen.losses import reconstruction_per_image
 from compgen.models import load_trained
@@ -119,10 +119,10 @@ def analyse_run(dataset_path, split_path, split_summary_path, model_path, scores
     started = time.perf_counter()
     sizes = PRESETS[preset]
     rng = np.random.default_rng(seed)
-    grid = read_grid(dataset_path)
-    train, test = load_split(split_path)
+    grid = check_dataset(dataset_path)
     with open(split_summary_path) as fh:
         split_info = json.load(fh)
+    train, test = load_split(split_path, grid, split_info)
     model, payload = load_trained(model_path)
     model.eval()
     cfg = payload["model_config"]
@@ -202,20 +202,3 @@ def analyse_run(dataset_path, split_path, split_summary_path, model_path, scores
     write_json(scores_path, scores)
     log.info("analysed %s in %.1f s", scores["run_id"], time.perf_counter() - started)
     return scores
-
-
-def load_arrays(path: str | os.PathLike) -> dict:
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
-
-
-def latent_plot_inputs(arrays: dict) -> dict:
-    """The keyword arguments of the latent-representation plot, from a run's analysis arrays."""
-    return {
-        "z": arrays["latents"],
-        "factor_classes": arrays["latent_classes"],
-        "train_mask": arrays["latent_is_train"],
-        "factor_axes": tuple(int(a) for a in arrays["factor_axes"]),
-        "latent_axes": tuple(int(a) for a in arrays["latent_axes"]),
-        "factor_names": list(arrays["factor_names"]),
-    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from compgen.analysis import figures
-from compgen.analysis.evaluate import latent_plot_inputs, load_arrays
+from compgen.analysis.arrays import latent_plot_inputs, load_arrays
 
 
 def _reconstructions(arrays: dict, out_path) -> None:

@@ -114,8 +114,17 @@ def read_rows(path: str | os.PathLike, indices: Iterable[int], key: str = "image
         return out
 
 
+SAMPLE_ROWS = 4096  # about as many rows compared with the grid, strided over the whole file
+NAN_BLOCK = 1 << 16  # factor_values rows scanned for NaN at a time
+
+
 def check_dataset(path: str | os.PathLike) -> Grid:
-    """Open, validate shapes against the grid, and return the grid."""
+    """Open, check the file against its grid, and return the grid.
+
+    Checked: every array's shape and the image dtype; factor_values free of NaN; and on strided
+    rows (first and last included) that factor_classes are the C-order grid and factor_values the
+    grid's values, which is what every index into the file assumes.
+    """
     with _open(path) as f:
         grid = Grid.from_attrs(json.loads(f.attrs["grid"]))
         expected = {
@@ -125,5 +134,38 @@ def check_dataset(path: str | os.PathLike) -> Grid:
         }
         for key, shape in expected.items():
             if tuple(f[key].shape) != shape:
-                raise DatasetError(f"{path}: {key!r} has shape {f[key].shape}, expected {shape}")
+                raise DatasetError(
+                    f"{path}: {key!r} has shape {f[key].shape}, expected {shape} "
+                    f"for the grid {dict(zip(grid.names, grid.sizes))}"
+                )
+        if f["images"].dtype != np.uint8:
+            raise DatasetError(f"{path}: 'images' has dtype {f['images'].dtype}, expected uint8")
+        values = f["factor_values"]
+        for start in range(0, grid.n, NAN_BLOCK):
+            bad = np.isnan(values[start : start + NAN_BLOCK]).any(axis=0)
+            if bad.any():
+                names = [name for name, b in zip(grid.names, bad) if b]
+                raise DatasetError(
+                    f"{path}: 'factor_values' has NaN for factor(s) {names} (rows from {start})"
+                )
+        # Hyperslabs, not a point selection: h5py reads points at about 1 ms each.
+        step = max(1, grid.n // SAMPLE_ROWS)
+        rows = np.append(np.arange(0, grid.n, step), grid.n - 1)
+        classes = np.concatenate([f["factor_classes"][::step], f["factor_classes"][-1:]])
+        values = np.concatenate([values[::step], values[-1:]])
+        expected_classes = grid.classes(rows)
+        wrong = np.flatnonzero((classes != expected_classes).any(axis=1))
+        if wrong.size:
+            row = int(rows[wrong[0]])
+            raise DatasetError(
+                f"{path}: 'factor_classes' do not form the {grid.sizes} grid in C order: row {row} has "
+                f"{classes[wrong[0]].tolist()}, expected {expected_classes[wrong[0]].tolist()}"
+            )
+        on_grid = np.isclose(values, grid.values(expected_classes), rtol=0, atol=1e-6).all(axis=1)
+        wrong = np.flatnonzero(~on_grid)
+        if wrong.size:
+            raise DatasetError(
+                f"{path}: 'factor_values' of row {int(rows[wrong[0]])} are {values[wrong[0]].tolist()}, "
+                f"expected the grid's {grid.values(expected_classes[wrong[:1]])[0].tolist()}"
+            )
     return grid

@@ -23,7 +23,8 @@ from ignite.engine import Engine, Events
 
 import compgen
 from compgen.atomic import atomic_path, write_json
-from compgen.datasets.store import read_grid, read_rows
+from compgen.conditions import load_split
+from compgen.datasets.store import check_dataset, read_rows
 from compgen.losses import build_objective, objective_config
 from compgen.models import VAE_TASKS, build_model
 from compgen.training.batches import TripletSampler, Triplets, heldout_triplets, images_to_tensor, position_lookup
@@ -140,9 +141,9 @@ def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> d
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest kernels once
     seed_everything(seed)
 
-    grid = read_grid(dataset_path)
-    with np.load(split_path, allow_pickle=False) as split:
-        train_flat = np.asarray(split["train"], dtype=np.int64)
+    grid = check_dataset(dataset_path)
+    train_flat, _ = load_split(split_path, grid)
+    train_flat = np.asarray(train_flat, dtype=np.int64)
     if not 0 < float(cfg["val_fraction"]) < 1:
         raise ValueError(f"training.val_fraction must be in (0, 1), got {cfg['val_fraction']}")
     if train_flat.size < 2:

@@ -7,6 +7,7 @@ discriminator and its optimiser) expose it through `checkpoint_state` and train 
 
 from __future__ import annotations
 
+import abc
 import math
 from typing import ClassVar
 
@@ -56,7 +57,7 @@ def imq_mmd(x: torch.Tensor, y: torch.Tensor, prior_var: float,
         - 2 * k_xy.mean()
 
 
-class Objective(nn.Module):
+class Objective(nn.Module, abc.ABC):
     """Reconstruction plus `penalty`; `defaults` are the loss's hyper-parameters."""
 
     defaults: ClassVar[dict] = {}
@@ -78,8 +79,9 @@ class Objective(nn.Module):
         for key, default in self.defaults.items():
             setattr(self, key, type(default)(hyper.get(key, default)))
 
+    @abc.abstractmethod
     def penalty(self, mu, logvar, z, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        raise NotImplementedError
+        """The regulariser added to the reconstruction, and its logged parts."""
 
     def update(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """A step of the objective's own parameters after the model's step; nothing by default."""

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from compgen.analysis.evaluate import load_arrays
+from compgen.analysis.arrays import load_arrays
 from compgen.conditions import SplitError, load_split
 from compgen.models import load_trained
 from compgen.training.engine import resume_from_checkpoint

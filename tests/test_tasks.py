@@ -8,7 +8,8 @@ import yaml
 from conftest import merged, validated
 from test_engine import data, make_run  # noqa: F401  (fixture)
 
-from compgen.analysis.evaluate import analyse_run, load_arrays
+from compgen.analysis.arrays import load_arrays
+from compgen.analysis.evaluate import analyse_run
 from compgen.study import Study, StudyError
 from compgen.training import train_run
 

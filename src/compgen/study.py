@@ -20,12 +20,6 @@ from compgen.datasets.official import resolve_source
 from compgen.datasets.store import DatasetError
 from compgen.grid import Grid
 
-TRAINING_KEYS = (
-    "epochs", "batch_size", "lr", "val_fraction", "max_steps_per_epoch", "checkpoint_every", "device", "amp",
-)
-RESOURCE_KEYS = ("gpu", "cpus", "mem_mb", "runtime")
-
-
 class StudyError(ValueError):
     """A configuration that is well-formed but does not make sense."""
 
@@ -263,11 +257,12 @@ class Study:
 
     def _make_run(self, exp: dict, dataset: str, condition: str, model_name: str, seed: int) -> Run:
         model = dict(self.config["models"][model_name])
-        training = {k: self.config["training"][k] for k in TRAINING_KEYS}
+        # The schema has filled in every default key, so the top level is already complete.
+        training = dict(self.config["training"])
         training.update(exp.get("training", {}))
         training.update(model.pop("training", {}))
         model.pop("label", None)
-        resources = {k: self.config["resources"]["train"][k] for k in RESOURCE_KEYS}
+        resources = dict(self.config["resources"]["train"])
         resources.update(exp.get("resources", {}))
         run_id = f"{dataset}/{condition}/{model_name}/seed{seed}"
         spec = {

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from compgen.analysis import metrics
-from compgen.analysis.arrays import latent_plot_inputs, load_arrays  # noqa: F401  (their old home)
 from compgen.analysis.traversals import latent_traversals
 from compgen.atomic import atomic_path, write_json
 from compgen.conditions import load_split

@@ -8,7 +8,6 @@ so the same inputs give byte-identical files. Output format follows the path's s
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

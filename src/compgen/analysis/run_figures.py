@@ -38,7 +38,6 @@ DRAWERS = {
 }
 
 
-
 def draw_run_figure(figure: str, arrays_path, train_log_path, out_path: str | os.PathLike) -> None:
     if figure == "curves":
         figures.plot_training_curves(train_log_path, out_path)

@@ -1,11 +1,12 @@
-# Two entry points: `make demo` (install, run the demo study, build the report) and `make test`.
+# Two entry points: `make demo` (install, run the demo study, build the report) and `make test`
+# (lint, then every test: what CI runs). `make test-fast` runs the unit tests only, for the edit loop.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CORES ?= 2
 
-.PHONY: demo test install clean
+.PHONY: demo test test-fast lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +23,19 @@ demo: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
 	$(BIN)/snakemake --cores 1 --configfile config/demo.yaml --report results/report.html
 
-test: $(STAMP)
+# Python by ruff (lint and format), rules by snakefmt, the workflow by snakemake's linter (demo and default study).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/snakemake --lint --configfile config/demo.yaml
+	$(BIN)/snakemake --lint
+
+test: lint
 	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not workflow and not slurm"
 
 clean:
 	rm -rf results .snakemake

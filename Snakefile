@@ -2,7 +2,7 @@
 import os
 import sys
 
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
@@ -11,7 +11,7 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
-from compgen.study import schema_error_message  # noqa: E402  (needs SRC on the path)
+from compgen.config import ConfigError, validate_config  # noqa: E402  (needs SRC on the path)
 
 
 # The library of SPEC §3 conditions is always the base; a study config is merged on top of it.
@@ -24,13 +24,11 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
-
-SCHEMA = os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
 try:
-    validate(config, SCHEMA)  # fills in the schema's defaults
-except WorkflowError as err:
-    # One line that names the offending key and what is allowed, instead of the whole schema.
-    raise WorkflowError(f"invalid configuration: {schema_error_message(err, SCHEMA)}") from None
+    # Snakemake's validate, filling in the schema's defaults; a failure is one line naming the key.
+    validate_config(config)
+except ConfigError as err:
+    raise WorkflowError(str(err)) from None
 
 
 report: "workflow/report/workflow.rst"
@@ -45,6 +43,6 @@ include: "rules/summarise.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

@@ -1,15 +1,17 @@
 """Training throughput benchmarks (issue 4); prints one JSON object.
 
-(a) the ignite engine against a bare loop: the same `abdi` composition model, objective and Adam,
-    the bare loop on batches already in memory as float tensors; repetitions interleaved;
+(a) the ignite engine against a bare loop: one run set up by the pipeline's `setup_run` (the
+    `abdi` fixint composition model on procedural dSprites `sqr2tx`, subsampled), its trainer timed
+    from an epoch's start to its last step (validation excluded), against a bare loop over the same
+    model, objective and Adam on batches already in memory as float tensors; repetitions interleaved;
 (b) the vectorised TripletSampler (with the device-image gather the engine does) against a
     per-item sampler of the original design: a Dataset drawing one triplet with numpy and
     converting its images one by one, batched by a DataLoader;
 (c) images per second per model family: every encoder with its mirrored decoder, the spatial
     broadcast decoder, and every loss, a few steps each.
 
-Data are dSprites-shaped (64x64x1) with the code tables of the full dSprites grid; the image bank
-is a subsampled grid of random binary images (content does not change the cost).
+For (b) and (c), data are dSprites-shaped (64x64x1) with the code tables of the full dSprites grid;
+the image bank is a subsampled grid of random binary images (content does not change the cost).
 
     python bench/train.py [--reps 3] [--steps 3] [--threads 1] [--device auto]
 """
@@ -20,28 +22,30 @@ import argparse
 import json
 import platform
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
+import yaml
+from ignite.engine import Events
 from torch.utils.data import DataLoader, Dataset
 
+from compgen.conditions import Condition, write_split
+from compgen.config import complete_model, complete_training
+from compgen.datasets.prepare import prepare_dataset
+from compgen.datasets.store import read_grid
+from compgen.grid import Factor, Grid
 from compgen.losses import LOSSES, build_objective
-from compgen.models import DECODERS, ENCODERS, build_model
-from compgen.training.batches import TripletSampler, action_onehot, flat_index, images_to_tensor, position_lookup
-from compgen.training.engine import (
-    DeviceImages,
-    EpochStream,
-    LossSpec,
-    TrainingRecord,
-    attach_record,
-    autocast,
-    composition_epoch,
-    make_train_step,
-)
-from compgen.training.run import resolve_device
+from compgen.models import DECODERS, ENCODERS
+from compgen.tasks import TrainingData, build_model, get_task
+from compgen.training.batches import action_onehot, flat_index, images_to_tensor, position_lookup
+from compgen.training.device import resolve_device
+from compgen.training.engine import DeviceImages, autocast
+from compgen.training.run import fit, setup_run
 
+ROOT = Path(__file__).resolve().parents[1]
 DSPRITES_SIZES = (3, 6, 40, 32, 32)  # shape, scale, orientation, posX, posY
 BANK_STEPS = (1, 1, 8, 2, 2)  # the image bank keeps every k-th value: 3 x 6 x 5 x 16 x 16 images
 BATCH = 64
@@ -111,28 +115,67 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def sqr2tx_subsample(work: Path) -> tuple[Path, Path]:
+    """Procedural dSprites on the image bank's subsampled grid, and its sqr2tx split."""
+    dataset, split = work / "dsprites.h5", work / "sqr2tx.npz"
+    subsample = dict(zip(("shape", "scale", "orientation", "posX", "posY"), BANK_STEPS, strict=False))
+    prepare_dataset("dsprites", {"source": "procedural", "subsample": subsample}, dataset)
+    spec = yaml.safe_load((ROOT / "config/conditions.yaml").read_text())["conditions"]["dsprites"]["sqr2tx"]
+    write_split(
+        read_grid(dataset),
+        Condition.from_params({"name": "sqr2tx", "modifiers": {}, **spec}),
+        "dsprites",
+        split,
+        work / "sqr2tx.json",
+    )
+    return dataset, split
+
+
 def bench_engine_vs_bare(device, reps: int, steps: int, amp: bool, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    classes = training_classes(DSPRITES_SIZES)
-    n_bank = 4096
-    images = DeviceImages(images_to_tensor(image_bank(n_bank, rng), device), channels_last=amp)
-    # Row r of the training subset shows bank image r % n_bank: the full grid's images would not fit in memory.
-    fit_rows = torch.arange(len(classes), device=device) % n_bank
-    torch.manual_seed(seed)
-    cfg = {"task": "composition", "op": "fixint", "encoder": "abdi", "decoder": "abdi", "latent_size": 10}
-    model = build_model(cfg, (64, 64, 1), len(DSPRITES_SIZES)).to(device)
-    if amp:
-        model = model.to(memory_format=torch.channels_last)
-    objective = build_objective({"loss": "vae"}, n_train=len(classes)).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    spec = LossSpec("composition", len(DSPRITES_SIZES), objective=objective)
-    sampler = TripletSampler(classes, DSPRITES_SIZES, torch.Generator(), device)
-    epoch_batches = composition_epoch(sampler, fit_rows, BATCH, steps, seed)
+    with tempfile.TemporaryDirectory() as work:
+        dataset, split = sqr2tx_subsample(Path(work))
+        run = {
+            "run_id": "bench",
+            "dataset": "dsprites",
+            "condition": "sqr2tx",
+            "model_name": "abdi_fixint",
+            "seed": seed,
+            "model": complete_model(
+                {"task": "composition", "op": "fixint", "encoder": "abdi", "decoder": "abdi"}
+            ),
+            "training": complete_training(
+                {
+                    "epochs": 1,
+                    "batch_size": BATCH,
+                    "max_steps_per_epoch": steps,
+                    "device": str(device),
+                    "amp": amp,
+                }
+            ),
+        }
+        training = setup_run(dataset, split, run, progress=False)
+    model, objective, optimizer, data = training.model, training.objective, training.optimizer, training.data
+    window = {}
+
+    @training.trainer.on(Events.EPOCH_STARTED)
+    def started(_):
+        sync(device)
+        window["start"] = time.perf_counter()
+
+    @training.trainer.on(Events.ITERATION_COMPLETED(every=steps))
+    def last_step(_):
+        sync(device)
+        window["seconds"] = time.perf_counter() - window["start"]
 
     # The bare loop's batches: drawn and converted beforehand, held in memory.
     bare_batches = [
-        (images(b.ref), images(b.cmd), images(b.target), action_onehot(b.d, len(DSPRITES_SIZES)).to(device))
-        for b in epoch_batches(0)
+        (
+            data.images(b.ref),
+            data.images(b.cmd),
+            data.images(b.target),
+            action_onehot(b.d, data.n_factors).to(device),
+        )
+        for b in training.epoch_batches(0)
     ]
 
     def bare() -> None:
@@ -145,25 +188,21 @@ def bench_engine_vs_bare(device, reps: int, steps: int, amp: bool, seed: int) ->
             optimizer.step()
         sync(device)
 
-    def engine() -> None:
-        trainer = Engine(make_train_step(model, optimizer, images, spec, device, amp))
-        record = TrainingRecord("bench")
-        attach_record(trainer, record)
-        trainer.add_event_handler(Events.EPOCH_COMPLETED, lambda _: record.sync())
-        trainer.run(EpochStream(trainer, epoch_batches, seed), max_epochs=1, epoch_length=steps)
-        sync(device)
+    def engine_rate() -> float:
+        fit(training, checkpoint_dir=None)
+        return steps * BATCH / window["seconds"]
 
-    bare(), engine()  # warm-up: allocator, kernels, lazy imports
+    bare(), engine_rate()  # warm-up: allocator, kernels, lazy imports
     engine_rates, bare_rates = [], []
     for rep in range(reps):
-        pair = [(engine_rates, engine), (bare_rates, bare)]
+        pair = [(engine_rates, engine_rate), (bare_rates, lambda: throughput(bare, steps * BATCH))]
         for rates, fn in pair if rep % 2 == 0 else reversed(pair):
-            rates.append(throughput(fn, steps * BATCH))
-    engine_rate, bare_rate = statistics.median(engine_rates), statistics.median(bare_rates)
+            rates.append(fn())
+    engine, bare_median = statistics.median(engine_rates), statistics.median(bare_rates)
     return {
-        "ratio_engine_to_bare": engine_rate / bare_rate,
-        "engine_triplets_per_s": engine_rate,
-        "bare_triplets_per_s": bare_rate,
+        "ratio_engine_to_bare": engine / bare_median,
+        "engine_triplets_per_s": engine,
+        "bare_triplets_per_s": bare_median,
         "engine_triplets_per_s_reps": engine_rates,
         "bare_triplets_per_s_reps": bare_rates,
     }
@@ -172,19 +211,42 @@ def bench_engine_vs_bare(device, reps: int, steps: int, amp: bool, seed: int) ->
 def bench_samplers(device, reps: int, batches: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     classes = training_classes(DSPRITES_SIZES)
-    bank_sizes = tuple(len(range(0, s, k)) for s, k in zip(DSPRITES_SIZES, BANK_STEPS))
+    bank_sizes = tuple(len(range(0, s, k)) for s, k in zip(DSPRITES_SIZES, BANK_STEPS, strict=False))
     bank = image_bank(int(np.prod(bank_sizes)), rng)
     images = DeviceImages(images_to_tensor(bank, device))
-    sampler = TripletSampler(classes, DSPRITES_SIZES, torch.Generator(), device)
-    fit_rows = torch.arange(len(classes), device=device) % len(bank)
+    # Row r of the training subset shows bank image r % len(bank): the full grid's images would not fit.
+    rows = np.arange(len(classes))
+    grid = Grid(
+        tuple(Factor(f"f{k}", tuple(float(v) for v in range(s))) for k, s in enumerate(DSPRITES_SIZES)),
+        (64, 64, 1),
+    )
+    data = TrainingData(
+        grid=grid,
+        train_flat=flat_index(classes, DSPRITES_SIZES),
+        classes=classes,
+        fit=rows,
+        val=rows[:0],
+        images=lambda r: images(r % len(bank)),
+        factors=torch.zeros(0),
+        recon="bce",
+        device=device,
+        seed=seed,
+    )
     # As the engine draws them: one sampler call per epoch, then per batch the image gather and conversion.
-    epoch_batches = composition_epoch(sampler, fit_rows, BATCH, batches, seed)
-    per_item = DataLoader(PerItemTriplets(classes, DSPRITES_SIZES, bank, batches * BATCH, seed), batch_size=BATCH)
+    epoch_batches = get_task("composition").epoch_batches(data, BATCH, batches)
+    per_item = DataLoader(
+        PerItemTriplets(classes, DSPRITES_SIZES, bank, batches * BATCH, seed), batch_size=BATCH
+    )
     epochs = iter(range(1, 10**9))
 
     def vectorised() -> None:
         for t in epoch_batches(next(epochs)):
-            images(t.ref), images(t.cmd), images(t.target), action_onehot(t.d, len(DSPRITES_SIZES))
+            (
+                data.images(t.ref),
+                data.images(t.cmd),
+                data.images(t.target),
+                action_onehot(t.d, len(DSPRITES_SIZES)),
+            )
         sync(device)
 
     def itemwise() -> None:
@@ -208,21 +270,32 @@ def bench_samplers(device, reps: int, batches: int, seed: int) -> dict:
 
 def bench_families(device, steps: int, batch: int, amp: bool, seed: int) -> dict:
     """Unsupervised training steps per second x batch, per architecture (VAE loss) and per loss (abdi)."""
-    x = torch.from_numpy(image_bank(batch, np.random.default_rng(seed))).permute(0, 3, 1, 2).float().div(255).to(device)
+    x = (
+        torch.from_numpy(image_bank(batch, np.random.default_rng(seed)))
+        .permute(0, 3, 1, 2)
+        .float()
+        .div(255)
+        .to(device)
+    )
     configs = {f"{name}/{name}": {"encoder": name, "decoder": name, "loss": "vae"} for name in ENCODERS}
     configs["abdi/sbd"] = {"encoder": "abdi", "decoder": "sbd", "loss": "vae"}
-    configs.update({f"abdi/abdi:{loss}": {"encoder": "abdi", "decoder": "abdi", "loss": loss}
-                    for loss in LOSSES if loss != "vae"})
+    configs.update(
+        {
+            f"abdi/abdi:{loss}": {"encoder": "abdi", "decoder": "abdi", "loss": loss}
+            for loss in LOSSES
+            if loss != "vae"
+        }
+    )
     assert set(DECODERS) <= {c["decoder"] for c in configs.values()}
     rates = {}
     for name, cfg in configs.items():
         torch.manual_seed(seed)
-        model_cfg = {"task": "unsupervised", "latent_size": 10, **cfg}
+        model_cfg = complete_model({"task": "unsupervised", **cfg})
         model = build_model(model_cfg, (64, 64, 1), len(DSPRITES_SIZES)).to(device)
         objective = build_objective(model_cfg, n_train=len(x) * 1000).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
 
-        def run(n: int) -> None:
+        def run(n: int, model=model, objective=objective, optimizer=optimizer) -> None:
             for i in range(n):
                 with autocast(device, amp):
                     logits, mu, logvar, z = model(x)

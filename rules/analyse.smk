@@ -4,29 +4,27 @@ rule analyse:
         split=rules.make_split.output.split,
         split_summary=rules.make_split.output.summary,
         model=rules.train.output.model,
+        run=rules.train.output.run,
     output:
         scores=f"{ANALYSIS_DIR}/scores.json",
         arrays=f"{ANALYSIS_DIR}/analysis.npz",
-    params:
-        preset=config["analysis"]["preset"],
-        n_images=config["analysis"]["n_images"],
-    threads: 2
-    resources:
-        mem_mb=8000,
     log:
         "results/logs/analyse/{dataset}/{condition}/{model}/seed{seed}.log",
     conda:
         "../envs/compgen.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    params:
+        preset=config["analysis"]["preset"],
+        n_images=config["analysis"]["n_images"],
     script:
         "../workflow/scripts/analyse.py"
 
 
 rule run_figure:
     input:
-        scores=rules.analyse.output.scores,
-        arrays=rules.analyse.output.arrays,
-        train_log=rules.train.output.train_log,
-        split_summary=rules.make_split.output.summary,
+        unpack(run_figure_input),
     output:
         figure=report(
             f"{ANALYSIS_DIR}/{{figure}}.png",
@@ -40,6 +38,5 @@ rule run_figure:
     localrule: True
     conda:
         "../envs/compgen.yaml"
-    # One script per figure type, so editing one re-draws only that figure (the code trigger).
     script:
-        "../workflow/scripts/figures/{wildcards.figure}.py"
+        "../workflow/scripts/run_figure.py"

@@ -1,7 +1,7 @@
 # The study table built from the validated config, wildcard constraints and input helpers.
-from compgen.analysis.figure_sets import FIGURES_BY_TASK
 from compgen.datasets.official import resolve_source
 from compgen.study import OutputFolderError, Study, StudyError, check_output_folder
+from compgen.tasks import TASKS, get_task
 
 try:
     STUDY = Study(config)
@@ -15,7 +15,8 @@ except OutputFolderError as err:
 RUN_DIR = "results/runs/{dataset}/{condition}/{model}/seed{seed}"
 ANALYSIS_DIR = "results/analysis/{dataset}/{condition}/{model}/seed{seed}"
 CHECKPOINT_DIR = "results/checkpoints/{dataset}/{condition}/{model}/seed{seed}"
-PER_RUN_FIGURES = ("curves", "reconstructions", "hinton", "latents", "traversals")
+# Every figure some task draws per run (each task says which apply to it).
+PER_RUN_FIGURES = sorted({figure for task in TASKS.values() for figure in task.figures})
 
 
 wildcard_constraints:
@@ -44,6 +45,13 @@ def run_paths(pattern, runs=None):
     ]
 
 
+def run_figure_input(wildcards):
+    """What the figure is drawn from: the training log for the curves, else the analysis arrays."""
+    if wildcards.figure == "curves":
+        return {"train_log": rules.train.output.train_log.format(**wildcards)}
+    return {"arrays": rules.analyse.output.arrays.format(**wildcards)}
+
+
 def group_scores(wildcards):
     return run_paths(f"{ANALYSIS_DIR}/scores.json", STUDY.groups[wildcards.group].runs)
 
@@ -63,9 +71,9 @@ def group_first_seed_arrays(wildcards):
 
 
 def group_panels(wildcards):
+    """Per panel, its run and model name; the figure job labels models (compgen.tasks.model_labels)."""
     return [
-        {"label": f"{r.dataset}/{r.condition} · {STUDY.model_label(r.model)}"}
-        for r in group_first_runs(wildcards.group)
+        {"run": f"{r.dataset}/{r.condition}", "model": r.model} for r in group_first_runs(wildcards.group)
     ]
 
 
@@ -73,7 +81,7 @@ def all_outputs():
     targets = expand("results/data/{dataset}_preview.png", dataset=STUDY.datasets_used())
     targets += [f"results/splits/{d}/{c}.png" for d, c in STUDY.splits_used()]
     for run in STUDY.runs:
-        for figure in FIGURES_BY_TASK[run.spec["model"]["task"]]:
+        for figure in get_task(run.spec["model"]["task"]).figures:
             targets += run_paths(f"{ANALYSIS_DIR}/{figure}.png", [run])
     targets += expand("results/summary/groups/{group}.{ext}", group=sorted(STUDY.groups), ext=("tex", "png"))
     targets.append("results/summary/scores.csv")

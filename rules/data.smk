@@ -3,14 +3,14 @@ rule prepare_dataset:
         official=official_file,
     output:
         data="results/data/{dataset}.h5",
-    params:
-        settings=lambda wildcards: config["datasets"][wildcards.dataset],
     log:
         "results/logs/prepare_dataset/{dataset}.log",
-    resources:
-        mem_mb=4000,
     conda:
         "../envs/compgen.yaml"
+    resources:
+        mem_mb=4000,
+    params:
+        settings=lambda wildcards: config["datasets"][wildcards.dataset],
     script:
         "../workflow/scripts/prepare_dataset.py"
 

@@ -4,13 +4,13 @@ rule make_split:
     output:
         split="results/splits/{dataset}/{condition}.npz",
         summary="results/splits/{dataset}/{condition}.json",
-    params:
-        condition=lambda wildcards: STUDY.condition(wildcards.dataset, wildcards.condition).params(),
     log:
         "results/logs/make_split/{dataset}/{condition}.log",
     localrule: True
     conda:
         "../envs/compgen.yaml"
+    params:
+        condition=lambda wildcards: STUDY.condition(wildcards.dataset, wildcards.condition).params(),
     script:
         "../workflow/scripts/make_split.py"
 

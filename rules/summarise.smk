@@ -9,15 +9,15 @@ rule group_table:
             labels={"group": "{group}"},
         ),
         csv="results/summary/groups/{group}.csv",
-    params:
-        runs=lambda wildcards: [r.spec for r in STUDY.groups[wildcards.group].runs],
-        title=lambda wildcards: STUDY.groups[wildcards.group].title,
-        labels=lambda wildcards: {m: STUDY.model_label(m) for m in config["models"]},
     log:
         "results/logs/group_table/{group}.log",
     localrule: True
     conda:
         "../envs/compgen.yaml"
+    params:
+        runs=lambda wildcards: [r.spec for r in STUDY.groups[wildcards.group].runs],
+        title=lambda wildcards: STUDY.groups[wildcards.group].title,
+        models=config["models"],
     script:
         "../workflow/scripts/group_table.py"
 
@@ -33,13 +33,13 @@ rule study_csv:
             labels={"table": "all scores (tidy)"},
         ),
         aggregated="results/summary/scores_by_model.csv",
-    params:
-        runs=[r.spec for r in STUDY.runs],
     log:
         "results/logs/study_csv.log",
     localrule: True
     conda:
         "../envs/compgen.yaml"
+    params:
+        runs=[r.spec for r in STUDY.runs],
     script:
         "../workflow/scripts/study_csv.py"
 
@@ -55,13 +55,14 @@ rule group_figure:
             labels={"group": "{group}"},
         ),
         pdf="results/summary/groups/{group}.pdf",
-    params:
-        panels=lambda wildcards: group_panels(wildcards),
-        title=lambda wildcards: STUDY.groups[wildcards.group].title,
     log:
         "results/logs/group_figure/{group}.log",
     localrule: True
     conda:
         "../envs/compgen.yaml"
+    params:
+        panels=lambda wildcards: group_panels(wildcards),
+        models=config["models"],
+        title=lambda wildcards: STUDY.groups[wildcards.group].title,
     script:
         "../workflow/scripts/group_figure.py"

@@ -6,11 +6,12 @@ rule train:
         model=f"{RUN_DIR}/model.pt",
         train_log=f"{RUN_DIR}/train_log.csv",
         run=f"{RUN_DIR}/run.json",
-    params:
-        run=lambda wildcards: run_of(wildcards).spec,
-        out_dir=lambda wildcards: RUN_DIR.format(**wildcards),
-        # Checkpoints live beside the outputs, not among them, so a failed job keeps them for resuming.
-        checkpoint_dir=lambda wildcards: CHECKPOINT_DIR.format(**wildcards),
+    log:
+        "results/logs/train/{dataset}/{condition}/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train/{dataset}/{condition}/{model}/seed{seed}.tsv"
+    conda:
+        "../envs/compgen.yaml"
     threads: lambda wildcards: run_of(wildcards).resources["cpus"]
     # Names the SLURM executor reads: gpu -> --gpus (none when 0, then --cpus-per-task={threads}),
     # cpus_per_gpu -> --cpus-per-gpu (threads shared out per GPU, rounded up), mem_mb -> --mem,
@@ -22,11 +23,10 @@ rule train:
         ),
         mem_mb=lambda wildcards: run_of(wildcards).resources["mem_mb"],
         runtime=lambda wildcards: run_of(wildcards).resources["runtime"],
-    log:
-        "results/logs/train/{dataset}/{condition}/{model}/seed{seed}.log",
-    benchmark:
-        "results/benchmarks/train/{dataset}/{condition}/{model}/seed{seed}.tsv"
-    conda:
-        "../envs/compgen.yaml"
+    params:
+        run=lambda wildcards: run_of(wildcards).spec,
+        out_dir=lambda wildcards: RUN_DIR.format(**wildcards),
+        # Checkpoints live beside the outputs, not among them, so a failed job keeps them for resuming.
+        checkpoint_dir=lambda wildcards: CHECKPOINT_DIR.format(**wildcards),
     script:
         "../workflow/scripts/train.py"

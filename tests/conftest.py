@@ -1,25 +1,33 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
-from snakemake.utils import validate
+
+from compgen.datasets.store import write_dataset
+from compgen.grid import Factor, Grid
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+TEST_CONFIGS = ROOT / "tests/configs"
+
+
+def load_test_config(name: str) -> dict:
+    """A tiny config of tests/configs/ (a study config, or the one run of test_bad_data), as a dict."""
+    return yaml.safe_load((TEST_CONFIGS / f"{name}.yaml").read_text())
 
 
 def validate_config(config: dict, schema=SCHEMA) -> dict:
     """The Snakefile's schema check: defaults filled in, a failure raised as a one-line StudyError."""
-    from snakemake.exceptions import WorkflowError
-
-    from compgen.study import StudyError, schema_error_message
+    from compgen.config import ConfigError
+    from compgen.config import validate_config as validate_study_config
+    from compgen.study import StudyError
 
     try:
-        validate(config, str(schema))
-    except WorkflowError as err:
-        raise StudyError(schema_error_message(err, schema)) from None
-    return config
+        return validate_study_config(config, schema)
+    except ConfigError as err:
+        raise StudyError(str(err).removeprefix("invalid configuration: ")) from None
 
 
 def validated(config: dict) -> dict:
@@ -31,7 +39,8 @@ def merged(base: dict, update: dict) -> dict:
     """Snakemake's merge of config files: dicts merge key by key, anything else is replaced."""
     out = dict(base)
     for key, value in update.items():
-        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if both_dicts else value
     return out
 
 
@@ -54,3 +63,34 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# A toy dataset of 4 x 4 x 2 images with a held-out corner, shared by the engine and task tests.
+SIDE = 12
+
+
+def render(classes: np.ndarray) -> np.ndarray:
+    """A bright square whose position is (x, y) and whose size is the third factor."""
+    out = np.zeros((len(classes), 64, 64, 1), dtype=np.uint8)
+    for i, (x, y, s) in enumerate(classes):
+        side = SIDE + 8 * s
+        out[i, 4 + 12 * y : 4 + 12 * y + side, 4 + 12 * x : 4 + 12 * x + side] = 255
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    grid = Grid(
+        (Factor("x", (0.0, 1.0, 2.0, 3.0)), Factor("y", (0.0, 1.0, 2.0, 3.0)), Factor("size", (0.0, 1.0))),
+        (64, 64, 1),
+    )
+    write_dataset(root / "toy.h5", grid, render, {"source": "test"})
+    classes = grid.all_classes()
+    held_out = (classes[:, 0] >= 2) & (classes[:, 1] >= 2) & (classes[:, 2] == 1)
+    np.savez(
+        root / "split.npz",
+        train=np.flatnonzero(~held_out).astype(np.int64),
+        test=np.flatnonzero(held_out).astype(np.int64),
+    )
+    return root / "toy.h5", root / "split.npz"

@@ -152,8 +152,9 @@ PartitionName={self.partition} Nodes={self.node} Default=NO MaxTime=INFINITE Sta
             MUNGE_KEY.chmod(0o400)
         MUNGE_RUN_DIR.mkdir(exist_ok=True)
         shutil.chown(MUNGE_RUN_DIR, "munge", "munge")
-        self.start_daemon("munged", ["munged", "--foreground", "--force"],
-                          user="munge", group="munge", extra_groups=[])
+        self.start_daemon(
+            "munged", ["munged", "--foreground", "--force"], user="munge", group="munge", extra_groups=[]
+        )
         self.wait_for(lambda: _run(["munge", "-n"]).returncode == 0, "munged to answer", 20)
 
     def start(self) -> None:
@@ -181,13 +182,14 @@ PartitionName={self.partition} Nodes={self.node} Default=NO MaxTime=INFINITE Sta
     def log_tail(self, lines: int = 15) -> str:
         return "\n".join(
             f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-            for path in sorted(self.log_dir.glob("*")) if path.is_file()
+            for path in sorted(self.log_dir.glob("*"))
+            if path.is_file()
         )
 
     def job_states(self) -> dict[str, str]:
         """SLURM job id -> state for every job this cluster still remembers."""
         out = _run(["squeue", "-h", "--states=all", "-o", "%i %T"]).stdout.split()
-        return dict(zip(out[::2], out[1::2]))
+        return dict(zip(out[::2], out[1::2], strict=True))
 
     def running_jobs(self) -> dict[str, str]:
         """SLURM job id -> comment of every running job."""
@@ -210,7 +212,7 @@ PartitionName={self.partition} Nodes={self.node} Default=NO MaxTime=INFINITE Sta
                     state in {"PENDING", "RUNNING", "COMPLETING"} for state in self.job_states().values()
                 ):
                     time.sleep(0.5)
-        for name, process in reversed(self.daemons):
+        for _name, process in reversed(self.daemons):
             if process.poll() is None:
                 process.terminate()
                 try:

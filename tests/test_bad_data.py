@@ -1,4 +1,5 @@
-"""Bad data: a dataset or split file that is broken or does not fit is refused, naming the file and the fault."""
+"""Bad data: a dataset or split file that is broken or does not fit is refused, naming the file and
+the fault."""
 
 import json
 import shutil
@@ -9,20 +10,19 @@ import pytest
 
 from compgen.analysis.evaluate import analyse_run
 from compgen.conditions import Condition, SplitError, load_split, write_split
+from compgen.config import complete_model, complete_training
 from compgen.datasets import dataset_grid
 from compgen.datasets.prepare import prepare_dataset
 from compgen.datasets.store import DatasetError, check_dataset
 from compgen.training.run import train_run
+from conftest import load_test_config
 
 CORNER = Condition(
     name="corner", family="recomb2range", test=({"factor": "x", "gt": 0.5}, {"factor": "y", "gt": 0.5})
 )
-RUN = {
-    "run_id": "circles/corner/vae/seed0",
-    "seed": 0,
-    "model": {"task": "unsupervised", "encoder": "kim", "decoder": "kim"},
-    "training": {"epochs": 1, "batch_size": 16, "max_steps_per_epoch": 1, "device": "cpu"},
-}
+# A run as the study hands it to training: model and training sections filled in by the schema.
+_RUN = load_test_config("bad_data_run")
+RUN = {**_RUN, "model": complete_model(_RUN["model"]), "training": complete_training(_RUN["training"])}
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,8 @@ def test_truncated_hdf5_is_refused(good, tmp_path):
 
 def test_images_of_the_wrong_shape_are_refused(good, tmp_path):
     path = broken_copy(good, tmp_path, lambda f: replace(f, "images", f["images"][:, ::2, ::2, :]))
-    with pytest.raises(DatasetError, match=r"circles\.h5: 'images' has shape \(256, 32, 32, 3\), expected \(256, 64, 64, 3\)"):
+    expected = r"circles\.h5: 'images' has shape \(256, 32, 32, 3\), expected \(256, 64, 64, 3\)"
+    with pytest.raises(DatasetError, match=expected):
         check_dataset(path)
 
 
@@ -80,12 +81,14 @@ def test_labels_that_do_not_form_the_grid_are_refused(good, tmp_path):
         f["factor_classes"][:] = classes[np.random.default_rng(0).permutation(len(classes))]
 
     path = broken_copy(good, tmp_path, shuffle_rows)
-    with pytest.raises(DatasetError, match=r"circles\.h5: 'factor_classes' do not form the \(16, 16\) grid in C order"):
+    expected = r"circles\.h5: 'factor_classes' do not form the \(16, 16\) grid in C order"
+    with pytest.raises(DatasetError, match=expected):
         check_dataset(path)
 
 
 def test_one_swapped_row_pair_is_found(good, tmp_path):
     """The check reads strided rows; on a small grid that is every row, so one swap is enough."""
+
     def swap(f):
         classes = f["factor_classes"][:]
         classes[[10, 200]] = classes[[200, 10]]
@@ -117,7 +120,8 @@ def test_a_split_made_for_another_grid_is_refused(good, tmp_path):
     full = dataset_grid("circles")  # 1,024 images; the dataset has the 256 of the subsampled grid
     write_split(full, CORNER, "circles", tmp_path / "full.npz", tmp_path / "full.json")
     grid = check_dataset(good / "circles.h5")
-    with pytest.raises(SplitError, match=r"full\.npz: made for grid sizes \[32, 32\], the dataset has \[16, 16\]"):
+    expected = r"full\.npz: made for grid sizes \[32, 32\], the dataset has \[16, 16\]"
+    with pytest.raises(SplitError, match=expected):
         load_split(tmp_path / "full.npz", grid)
 
 
@@ -128,10 +132,12 @@ def test_a_split_without_recorded_sizes_is_checked_by_range_and_summary(good, tm
     with np.load(tmp_path / "full.npz", allow_pickle=False) as f:
         np.savez(tmp_path / "old.npz", train=f["train"], test=f["test"])
     grid = check_dataset(good / "circles.h5")
-    with pytest.raises(SplitError, match=r"old\.npz: 'train' indices span 0\.\.1007, the dataset has rows 0\.\.255"):
+    expected = r"old\.npz: 'train' indices span 0\.\.1007, the dataset has rows 0\.\.255"
+    with pytest.raises(SplitError, match=expected):
         load_split(tmp_path / "old.npz", grid)
     summary = json.loads((tmp_path / "full.json").read_text())
-    with pytest.raises(SplitError, match=r"old\.npz: its summary records 1024 images on grid \{'x': 32, 'y': 32\}"):
+    expected = r"old\.npz: its summary records 1024 images on grid \{'x': 32, 'y': 32\}"
+    with pytest.raises(SplitError, match=expected):
         load_split(tmp_path / "old.npz", grid, summary)
 
 
@@ -173,5 +179,6 @@ def test_analysis_checks_dataset_and_split_before_loading_the_model(good, tmp_pa
         analyse_run(nan_data, good / "corner.npz", good / "corner.json", tmp_path / "no_model.pt", *outputs)
     write_split(dataset_grid("circles"), CORNER, "circles", tmp_path / "full.npz", tmp_path / "full.json")
     with pytest.raises(SplitError, match="made for grid sizes"):
-        analyse_run(good / "circles.h5", tmp_path / "full.npz", tmp_path / "full.json", tmp_path / "no_model.pt", *outputs)
+        split = (tmp_path / "full.npz", tmp_path / "full.json")
+        analyse_run(good / "circles.h5", *split, tmp_path / "no_model.pt", *outputs)
     assert not any(p.exists() for p in outputs)

@@ -57,7 +57,7 @@ def test_sampler_is_reproducible_from_generator_state():
     train, _ = split_classes()
     a = TripletSampler(train, SIZES, torch.Generator().manual_seed(7)).sample(100)
     b = TripletSampler(train, SIZES, torch.Generator().manual_seed(7)).sample(100)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=False))
 
 
 def test_sampler_refuses_when_no_triplet_exists():

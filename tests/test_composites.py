@@ -1,7 +1,7 @@
 import matplotlib.image as mpimg
 import numpy as np
 
-from compgen.composites import ROW_HEIGHT, plot_group_composite
+from compgen.summary.figure import ROW_HEIGHT, plot_group_composite
 
 
 def _fake_arrays(path, rng):
@@ -9,11 +9,16 @@ def _fake_arrays(path, rng):
     classes = np.stack([rng.integers(0, 3, 600), rng.integers(0, 8, 600)], axis=1)
     np.savez(
         path,
-        recon_train_inputs=images, recon_train_outputs=images[::-1].copy(),
-        recon_test_inputs=images, recon_test_outputs=images,
-        latents=rng.normal(size=(600, 10)), latent_classes=classes,
+        recon_train_inputs=images,
+        recon_train_outputs=images[::-1].copy(),
+        recon_test_inputs=images,
+        recon_test_outputs=images,
+        latents=rng.normal(size=(600, 10)),
+        latent_classes=classes,
         latent_is_train=~((classes[:, 0] == 0) & (classes[:, 1] > 3)),
-        factor_names=np.asarray(["shape", "posX"]), factor_axes=np.asarray([0, 1]), latent_axes=np.asarray([3, 5]),
+        factor_names=np.asarray(["shape", "posX"]),
+        factor_axes=np.asarray([0, 1]),
+        latent_axes=np.asarray([3, 5]),
     )
 
 

@@ -76,7 +76,8 @@ def test_sqr2tx_holds_out_exactly_squares_on_the_right():
 def test_filters_on_a_subsampled_grid_use_values_and_full_classes():
     grid = dataset_grid("dsprites", {"posX": 2, "posY": 2, "orientation": 4})
     square = {"factor": "shape", "values": [1]}
-    _, test = split_masks(grid, Condition("sparse", "recomb2range", (square, {"factor": "posX", "classes": [0, 2, 30]})))
+    sparse = Condition("sparse", "recomb2range", (square, {"factor": "posX", "classes": [0, 2, 30]}))
+    _, test = split_masks(grid, sparse)
     # Full-grid classes 0, 2 and 30 survive subsampling by 2; 6 scales × 10 turns × 16 posY each.
     assert test.sum() == 3 * 6 * 10 * 16
     _, right = split_masks(grid, Condition("r", "recomb2range", (square, {"factor": "posX", "gt": 0.5})))
@@ -89,12 +90,14 @@ def test_empty_test_set_is_an_error_naming_the_condition():
 
 
 def test_values_factors_and_classes_not_on_the_grid_are_named():
-    with pytest.raises(ConditionError, match=r"factor 'shape' has no value \[4.0\]"):
-        split_masks(dataset_grid("dsprites"), Condition("c", "recomb2range", ({"factor": "shape", "values": [4]},)))
-    with pytest.raises(ConditionError, match="unknown factor 'colour'"):
-        split_masks(dataset_grid("dsprites"), Condition("c", "recomb2range", ({"factor": "colour", "gt": 0},)))
-    with pytest.raises(ConditionError, match=r"no class \[32\]"):
-        split_masks(dataset_grid("circles"), Condition("c", "recomb2range", ({"factor": "x", "classes": [32]},)))
+    cases = [
+        ("dsprites", {"factor": "shape", "values": [4]}, r"factor 'shape' has no value \[4.0\]"),
+        ("dsprites", {"factor": "colour", "gt": 0}, "unknown factor 'colour'"),
+        ("circles", {"factor": "x", "classes": [32]}, r"no class \[32\]"),
+    ]
+    for dataset, clause, message in cases:
+        with pytest.raises(ConditionError, match=message):
+            split_masks(dataset_grid(dataset), Condition("c", "recomb2range", (clause,)))
 
 
 def test_written_split_roundtrips(tmp_path):

@@ -33,7 +33,7 @@ def test_renderer_shapes_dtypes_and_adjacent_values_differ(name):
     assert a.dtype == np.uint8 and a.shape == (len(pairs), *grid.image_shape)
     flat = a.reshape(len(a), -1)
     assert (flat.max(axis=1) > flat.min(axis=1)).all()  # no blank image
-    for (ca, cb, k), ia, ib in zip(pairs, a, b):
+    for (ca, cb, k), ia, ib in zip(pairs, a, b, strict=True):
         # A full turn is a symmetry of every sprite; no other step may leave the image unchanged.
         if grid.names[k] == "orientation" and cb[k] == grid.sizes[k] - 1:
             continue
@@ -65,7 +65,9 @@ def test_dsprites_is_binary_and_sprite_stays_inside():
 def test_prepare_writes_layout_and_provenance(tmp_path):
     path = tmp_path / "dsprites.h5"
     prepare_dataset(
-        "dsprites", {"source": "procedural", "subsample": {"scale": 3, "orientation": 8, "posX": 4, "posY": 4}}, path
+        "dsprites",
+        {"source": "procedural", "subsample": {"scale": 3, "orientation": 8, "posX": 4, "posY": 4}},
+        path,
     )
     grid = check_dataset(path)
     assert grid.sizes == (3, 2, 5, 8, 8)

@@ -5,55 +5,36 @@ import pandas as pd
 import pytest
 import torch
 
-import compgen.training.engine as engine_module
-from compgen.datasets.store import write_dataset
-from compgen.grid import Factor, Grid
-from compgen.models import build_model, load_trained
-from compgen.training import train_run
+from compgen.config import complete_model, complete_training
+from compgen.tasks import TASKS, build_model, load_trained
 from compgen.training.engine import latest_checkpoint
-
-SIDE = 12
-
-
-def render(classes: np.ndarray) -> np.ndarray:
-    """A bright square whose position is (x, y) and whose size is the third factor."""
-    out = np.zeros((len(classes), 64, 64, 1), dtype=np.uint8)
-    for i, (x, y, s) in enumerate(classes):
-        side = SIDE + 8 * s
-        out[i, 4 + 12 * y : 4 + 12 * y + side, 4 + 12 * x : 4 + 12 * x + side] = 255
-    return out
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    grid = Grid((Factor("x", (0.0, 1.0, 2.0, 3.0)), Factor("y", (0.0, 1.0, 2.0, 3.0)), Factor("size", (0.0, 1.0))),
-                (64, 64, 1))
-    write_dataset(root / "toy.h5", grid, render, {"source": "test"})
-    classes = grid.all_classes()
-    held_out = (classes[:, 0] >= 2) & (classes[:, 1] >= 2) & (classes[:, 2] == 1)
-    np.savez(root / "split.npz", train=np.flatnonzero(~held_out).astype(np.int64),
-             test=np.flatnonzero(held_out).astype(np.int64))
-    return root / "toy.h5", root / "split.npz"
+from compgen.training.run import fit, setup_run, train_run, write_outputs
 
 
 def make_run(task="unsupervised", epochs=3, lr=1e-3, model_keys=None, **training):
-    model = {"task": task, "encoder": "kim", "decoder": "kim", "latent_size": 4}
-    if task in ("unsupervised", "composition"):
-        model.update(loss="vae", recon="bce")
+    """A run spec as the study builds it: model and training completed with the schema's defaults."""
+    model = {"task": task, "latent_size": 4, **{part: "kim" for part in TASKS[task].parts}}
     if task == "composition":
         model["op"] = "fixint"
     model.update(model_keys or {})
-    return {"run_id": f"toy-{task}", "dataset": "toy", "condition": "corner", "model_name": "kim", "seed": 3,
-            "model": model,
-            "training": {"epochs": epochs, "batch_size": 8, "lr": lr, "val_fraction": 0.1,
-                         "max_steps_per_epoch": None, "checkpoint_every": 1, "device": "cpu", **training}}
+    return {
+        "run_id": f"toy-{task}",
+        "dataset": "toy",
+        "condition": "corner",
+        "model_name": "kim",
+        "seed": 3,
+        "model": complete_model(model),
+        "training": complete_training(
+            {"epochs": epochs, "batch_size": 8, "lr": lr, "device": "cpu", **training}
+        ),
+    }
 
 
 def test_unsupervised_run_learns_and_writes_outputs(data, tmp_path):
     dataset, split = data
     out = tmp_path / "out"
-    summary = train_run(dataset, split, make_run(epochs=4), out, tmp_path / "ckpt")
+    training = setup_run(dataset, split, make_run(epochs=4))
+    summary = write_outputs(training, out, fit(training, tmp_path / "ckpt"))
     log = pd.read_csv(out / "train_log.csv")
     assert list(log.columns) == ["epoch", "recon", "kl", "loss", "val_recon", "images_per_s", "seconds"]
     assert log["epoch"].tolist() == [1, 2, 3, 4]
@@ -68,9 +49,11 @@ def test_unsupervised_run_learns_and_writes_outputs(data, tmp_path):
     rebuilt = build_model(payload["model_config"], payload["image_shape"], 3)
     rebuilt.load_state_dict(payload["last_state_dict"])
     rebuilt.eval()
+    training.model.eval()
     x = torch.rand(2, 1, 64, 64)
     assert model(x)[0].shape == (2, 1, 64, 64)
-    assert torch.equal(rebuilt(x)[0], rebuilt(x)[0])
+    # The saved last weights rebuild the model exactly as training left it.
+    assert torch.equal(rebuilt(x)[0], training.model(x)[0])
 
     info = json.loads((out / "run.json").read_text())
     assert info["seed"] == 3 and info["run"]["training"]["device"] == "cpu"
@@ -87,16 +70,19 @@ def test_composition_fixint_learns(data, tmp_path):
     assert np.isfinite(log["val_recon_target"]).all()
 
 
-@pytest.mark.parametrize("loss, parts", [
-    ("betavae", ["recon", "kl"]),
-    ("ccivae", ["recon", "kl", "capacity"]),
-    ("factorvae", ["recon", "kl", "tc", "loss", "disc"]),
-    ("btcvae", ["recon", "kl", "mi", "tc", "dwkl"]),
-    ("wae", ["recon", "mmd", "logvar_l1"]),
-])
+@pytest.mark.parametrize(
+    "loss, parts",
+    [
+        ("betavae", ["recon", "kl"]),
+        ("ccivae", ["recon", "kl", "capacity"]),
+        ("factorvae", ["recon", "kl", "tc", "loss", "disc"]),
+        ("btcvae", ["recon", "kl", "mi", "tc", "dwkl"]),
+        ("wae", ["recon", "mmd", "logvar_l1"]),
+    ],
+)
 def test_every_loss_trains_and_logs_its_parts(data, tmp_path, loss, parts):
     dataset, split = data
-    keys = {"loss": loss, "recon": "bce"}
+    keys = {"loss": loss, "recon": "bce"}  # every loss on the same reconstruction, so they compare
     if loss == "ccivae":
         keys.update(gamma=10.0, capacity_max=5.0, capacity_steps=8)
     train_run(dataset, split, make_run(epochs=3, model_keys=keys), tmp_path / "out", tmp_path / "ckpt")
@@ -114,7 +100,10 @@ def test_supervised_controls_learn(data, tmp_path, task, part):
     log = pd.read_csv(tmp_path / "out" / "train_log.csv")
     assert list(log.columns) == ["epoch", part, "loss", f"val_{part}", "images_per_s", "seconds"]
     assert log[part].iloc[-1] < log[part].iloc[0]
-    assert summary["selected_by"] == f"val_{part}" and summary["best_epoch"] == int(log[f"val_{part}"].idxmin()) + 1
+    assert (
+        summary["selected_by"] == f"val_{part}"
+        and summary["best_epoch"] == int(log[f"val_{part}"].idxmin()) + 1
+    )
     model, payload = load_trained(tmp_path / "out" / "model.pt")
     assert payload["model_config"]["task"] == task
 
@@ -129,7 +118,8 @@ def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, loss
     run = make_run("composition", epochs=3, model_keys={"loss": loss})
     train_run(dataset, split, run, tmp_path / "straight", tmp_path / "ckpt_straight")
 
-    real_loss, calls = engine_module.training_loss, []
+    task_class = type(TASKS["composition"])
+    real_loss, calls = task_class.training_loss, []
 
     def dies_in_third_epoch(*args):
         calls.append(1)
@@ -137,10 +127,10 @@ def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, loss
             raise Killed
         return real_loss(*args)
 
-    monkeypatch.setattr(engine_module, "training_loss", dies_in_third_epoch)
+    monkeypatch.setattr(task_class, "training_loss", dies_in_third_epoch)
     with pytest.raises(Killed):
         train_run(dataset, split, run, tmp_path / "resumed", tmp_path / "ckpt_resumed")
-    monkeypatch.setattr(engine_module, "training_loss", real_loss)
+    monkeypatch.setattr(task_class, "training_loss", real_loss)
     assert latest_checkpoint(tmp_path / "ckpt_resumed").name == "ckpt_epoch2.pt"
     summary = train_run(dataset, split, run, tmp_path / "resumed", tmp_path / "ckpt_resumed")
     assert summary["resumed_from_epoch"] == 2
@@ -157,7 +147,9 @@ def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, loss
     # Everything else the run trains (FactorVAE's discriminator and both optimisers) ends identical too.
     ckpt_a = torch.load(tmp_path / "ckpt_straight" / "ckpt_epoch3.pt", weights_only=True)
     ckpt_b = torch.load(tmp_path / "ckpt_resumed" / "ckpt_epoch3.pt", weights_only=True)
-    expected = {"model", "optimizer", "trainer", "record"} | ({"discriminator", "disc_optimizer"} if loss == "factorvae" else set())
+    expected = {"model", "optimizer", "trainer", "record"} | (
+        {"discriminator", "disc_optimizer"} if loss == "factorvae" else set()
+    )
     assert set(ckpt_a) == set(ckpt_b) == expected
     for key in expected - {"record", "trainer"}:
         flat_a, flat_b = flatten(ckpt_a[key]), flatten(ckpt_b[key])
@@ -168,7 +160,13 @@ def flatten(state, prefix="") -> dict:
     """The tensors of a (nested) state dict by path."""
     if isinstance(state, torch.Tensor):
         return {prefix: state}
-    items = state.items() if isinstance(state, dict) else enumerate(state) if isinstance(state, (list, tuple)) else []
+    items = (
+        state.items()
+        if isinstance(state, dict)
+        else enumerate(state)
+        if isinstance(state, (list, tuple))
+        else []
+    )
     out = {}
     for k, v in items:
         out.update(flatten(v, f"{prefix}/{k}"))
@@ -177,7 +175,8 @@ def flatten(state, prefix="") -> dict:
 
 def test_non_finite_loss_stops_with_step_and_parts(data, tmp_path, monkeypatch):
     dataset, split = data
-    real_loss, calls = engine_module.training_loss, []
+    task_class = type(TASKS["unsupervised"])
+    real_loss, calls = task_class.training_loss, []
 
     def goes_nan(*args):
         calls.append(1)
@@ -186,7 +185,7 @@ def test_non_finite_loss_stops_with_step_and_parts(data, tmp_path, monkeypatch):
             parts["loss"] = parts["loss"] * float("nan")
         return parts, z
 
-    monkeypatch.setattr(engine_module, "training_loss", goes_nan)
+    monkeypatch.setattr(task_class, "training_loss", goes_nan)
     with pytest.raises(RuntimeError, match=r"iteration 6 \(epoch 2\).*recon=.*loss=nan"):
         train_run(dataset, split, make_run(), tmp_path / "out", tmp_path / "ckpt")
     assert latest_checkpoint(tmp_path / "ckpt").name == "ckpt_epoch1.pt"

@@ -31,7 +31,8 @@ def test_hinton(tmp_path):
     size = (4.0, 3.5)
     path = _twice_identical(
         lambda p: plot_hinton(r, ["shape", "scale", "posX", "posY"], p, figsize=size),
-        tmp_path, "hinton.png",
+        tmp_path,
+        "hinton.png",
     )
     _check_png(path, size)
     plot_hinton(np.zeros((2, 2)), ["a", "b"], tmp_path / "zeros.png")
@@ -45,7 +46,8 @@ def test_reconstructions_uint8_and_float_sections(tmp_path):
     size = (8.0, 2.5)
     path = _twice_identical(
         lambda p: plot_reconstructions(sections, p, title="run", figsize=size),
-        tmp_path, "recons.png",
+        tmp_path,
+        "recons.png",
     )
     _check_png(path, size)
 
@@ -69,7 +71,8 @@ def test_latent_representation(tmp_path):
     size = (5.5, 4.5)
     path = _twice_identical(
         lambda p: plot_latent_representation(z, classes, train, (0, 1), (1, 0), ["shape", "posX"], p),
-        tmp_path, "latents.png",
+        tmp_path,
+        "latents.png",
     )
     _check_png(path, size)
 
@@ -80,16 +83,19 @@ def test_latent_representation_degenerate_inputs(tmp_path):
     plot_latent_representation(z, classes, train, (0, 1), (2, 2), ["a", "b"], tmp_path / "const.png")
     # Single-point groups, and every point held out.
     few = np.array([[0, 0], [1, 1], [2, 0]])
-    plot_latent_representation(np.ones((3, 2)), few, np.array([True, True, False]), (0, 1), (0, 1),
-                               ["a", "b"], tmp_path / "few.png")
-    plot_latent_representation(z, classes, np.zeros(len(z), bool), (0, 1), (0, 1), ["a", "b"],
-                               tmp_path / "all_test.png")
+    plot_latent_representation(
+        np.ones((3, 2)), few, np.array([True, True, False]), (0, 1), (0, 1), ["a", "b"], tmp_path / "few.png"
+    )
+    plot_latent_representation(
+        z, classes, np.zeros(len(z), bool), (0, 1), (0, 1), ["a", "b"], tmp_path / "all_test.png"
+    )
     # Non-finite latents (a diverged model), and all of them non-finite.
     z_nan = z.copy()
     z_nan[::7, 0] = np.nan
     plot_latent_representation(z_nan, classes, train, (0, 1), (0, 1), ["a", "b"], tmp_path / "nan.png")
-    plot_latent_representation(np.full_like(z, np.inf), classes, train, (0, 1), (0, 1), ["a", "b"],
-                               tmp_path / "inf.png")
+    plot_latent_representation(
+        np.full_like(z, np.inf), classes, train, (0, 1), (0, 1), ["a", "b"], tmp_path / "inf.png"
+    )
     for name in ("const.png", "few.png", "all_test.png", "nan.png", "inf.png"):
         assert (tmp_path / name).stat().st_size > 0
 

@@ -24,8 +24,13 @@ def test_shapes3d_grid_is_the_official_one():
 def test_mpi3d_grid_is_the_official_one():
     grid = REGISTRY["mpi3d"].grid
     assert grid.names == (
-        "object_color", "object_shape", "object_size", "camera_height",
-        "background_color", "horizontal_axis", "vertical_axis",
+        "object_color",
+        "object_shape",
+        "object_size",
+        "camera_height",
+        "background_color",
+        "horizontal_axis",
+        "vertical_axis",
     )
     assert grid.sizes == (6, 6, 2, 3, 3, 40, 40) and grid.n == 1_036_800
     for factor in grid.factors:
@@ -132,6 +137,7 @@ def test_dsprites_translation_equals_direct_rasterisation():
     codes = grid.classes(np.random.default_rng(3).integers(0, grid.n, 300))
     images = sprites.render_dsprites(grid, codes)[..., 0] > 0
     values = grid.values(codes).astype(np.float32)
+
     def centre(pos):
         return sprites.DSPRITES_FIRST_PIXEL + 0.5 + np.rint(pos * sprites.DSPRITES_POSITION_STEPS)
 
@@ -155,8 +161,14 @@ def test_dsprites_translation_equals_direct_rasterisation():
         ),
         (
             "mpi3d",
-            {"object_color": 3, "object_shape": 3, "camera_height": 2, "background_color": 2,
-             "horizontal_axis": 20, "vertical_axis": 20},
+            {
+                "object_color": 3,
+                "object_shape": 3,
+                "camera_height": 2,
+                "background_color": 2,
+                "horizontal_axis": 20,
+                "vertical_axis": 20,
+            },
             (2, 2, 2, 2, 2, 2, 2),
         ),
         ("simple", {"x": 8, "y": 8}, (4, 4, 3)),

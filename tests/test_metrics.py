@@ -106,7 +106,10 @@ def test_mig_skips_single_valued_factor_and_constant_latent():
 def test_readout_r2_perfect_and_full_variance():
     classes, values = _factor_grid()
     raw = values * np.array([2.0, 10.0, 1.0]) + np.array([0.0, -5.0, 3.0])
-    grid = [np.linspace(0, 1, c) * s + o for c, s, o in zip(N_CLASSES, (2.0, 10.0, 1.0), (0.0, -5.0, 3.0))]
+    grid = [
+        np.linspace(0, 1, c) * s + o
+        for c, s, o in zip(N_CLASSES, (2.0, 10.0, 1.0), (0.0, -5.0, 3.0), strict=False)
+    ]
     ranges, variances = grid_value_stats(grid)
     z = _permuted_rescaled(values, [2, 0, 1])
     test = raw[:, 0] > 1.0  # held out: top half of the first factor

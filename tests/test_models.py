@@ -5,10 +5,13 @@ import pytest
 import torch
 from torch import nn
 
-from compgen.models import COMPOSITION_OPS, DECODERS, ENCODERS, TASKS, build_model, load_trained
+from compgen.config import complete_model
+from compgen.models import COMPOSITION_OPS, DECODERS, ENCODERS
 from compgen.models.blocks import SpatialBroadcastDecoder
 from compgen.models.composition import CompositionModel, FixedInterpolation, LearnedInterpolation
 from compgen.models.vae import VAE, FactorRegressor, GroundTruthDecoder
+from compgen.tasks import TASKS, load_trained
+from compgen.tasks import build_model as build_from_config
 
 
 def conv_channels(module, kind=nn.Conv2d):
@@ -17,8 +20,12 @@ def conv_channels(module, kind=nn.Conv2d):
 
 @pytest.mark.parametrize(
     "name, channels",
-    [("burgess", [32, 32, 32, 32]), ("kim", [32, 32, 64, 64]), ("abdi", [32, 32, 64, 128, 256]),
-     ("montero", [64, 64, 128, 128, 256])],
+    [
+        ("burgess", [32, 32, 32, 32]),
+        ("kim", [32, 32, 64, 64]),
+        ("abdi", [32, 32, 64, 128, 256]),
+        ("montero", [64, 64, 128, 128, 256]),
+    ],
 )
 def test_conv_encoders_follow_spec(name, channels):
     enc = ENCODERS[name]((64, 64, 1), 10)
@@ -51,7 +58,9 @@ def test_spatial_broadcast_decoder():
 
 @pytest.mark.parametrize("encoder, decoder", list(itertools.product(sorted(ENCODERS), sorted(DECODERS))))
 def test_any_encoder_with_any_decoder(encoder, decoder):
-    model = build_model({"encoder": encoder, "decoder": decoder, "latent_size": 7}, (64, 64, 3), 2)
+    model = build_model(
+        {"task": "unsupervised", "encoder": encoder, "decoder": decoder, "latent_size": 7}, (64, 64, 3), 2
+    )
     logits, mu, logvar, z = model(torch.rand(2, 3, 64, 64))
     assert logits.shape == (2, 3, 64, 64) and mu.shape == logvar.shape == z.shape == (2, 7)
 
@@ -60,7 +69,9 @@ def test_decoders_start_with_a_linear_map_to_256_units():
     for name in ("burgess", "kim", "abdi", "montero"):
         first = next(m for m in DECODERS[name]((64, 64, 1), 5).modules() if isinstance(m, nn.Linear))
         assert (first.in_features, first.out_features) == (5, 256)
-    burgess = [m.out_features for m in ENCODERS["burgess"]((64, 64, 1), 5).modules() if isinstance(m, nn.Linear)]
+    burgess = [
+        m.out_features for m in ENCODERS["burgess"]((64, 64, 1), 5).modules() if isinstance(m, nn.Linear)
+    ]
     assert burgess == [256, 256, 10]  # FC256 -> FC256 -> (mu, logvar)
 
 
@@ -74,25 +85,42 @@ def test_kaiming_uniform_init(name):
         assert 0.9 * bound < peak <= bound and not layer.bias.any()
 
 
-@pytest.mark.parametrize("task, arch", list(itertools.product(TASKS, ["burgess", "kim", "abdi", "montero"])))
+def build_model(cfg: dict, image_shape, n_factors: int):
+    """A model as the study would build it: its config completed with the schema's defaults."""
+    return build_from_config(complete_model(cfg), image_shape, n_factors)
+
+
+# What each task's model maps: (model type, its output on x of 2 images, shape of that output).
+OUTPUTS = {
+    "unsupervised": (VAE, lambda m, x: m(x)[0], (2, 1, 64, 64)),
+    "composition": (
+        CompositionModel,
+        lambda m, x: m.compose(x, x, torch.eye(4)[:2])["recon_target"],
+        (2, 1, 64, 64),
+    ),
+    "supervised": (FactorRegressor, lambda m, x: m(x), (2, 4)),
+    "gt_decoder": (GroundTruthDecoder, lambda m, x: m(torch.randn(2, 4)), (2, 1, 64, 64)),
+}
+
+
+def test_every_registered_task_has_an_output_check():
+    assert set(OUTPUTS) == set(TASKS)
+
+
+@pytest.mark.parametrize(
+    "task, arch", list(itertools.product(OUTPUTS, ["burgess", "kim", "abdi", "montero"]))
+)
 def test_every_task_and_architecture_maps_64x64_inputs(task, arch):
-    cfg = {"task": task, "encoder": arch, "decoder": arch, "latent_size": 6}
+    cfg = {"task": task, "latent_size": 6, **{part: arch for part in TASKS[task].parts}}
     if task == "composition":
         cfg["op"] = "interp"
     model = build_model(cfg, (64, 64, 1), 4).eval()
-    x = torch.rand(2, 1, 64, 64)
-    if task == "unsupervised":
-        assert model(x)[0].shape == (2, 1, 64, 64)
-    elif task == "composition":
-        assert model.compose(x, x, torch.eye(4)[:2])["recon_target"].shape == (2, 1, 64, 64)
-    elif task == "supervised":
-        assert isinstance(model, FactorRegressor) and model(x).shape == (2, 4)
-    else:
-        assert isinstance(model, GroundTruthDecoder) and model(torch.randn(2, 4)).shape == (2, 1, 64, 64)
+    kind, output, shape = OUTPUTS[task]
+    assert isinstance(model, kind) and output(model, torch.rand(2, 1, 64, 64)).shape == shape
 
 
 def test_vae_samples_in_training_and_uses_mean_in_eval():
-    model = build_model({"encoder": "kim", "decoder": "kim"}, (64, 64, 1), 3)
+    model = build_model({"task": "unsupervised", "encoder": "kim", "decoder": "kim"}, (64, 64, 1), 3)
     x = torch.rand(3, 1, 64, 64)
     model.eval()
     _, mu, _, z = model(x)
@@ -113,8 +141,11 @@ def test_fixint_copies_unit_d_from_command():
 
 def test_fixint_needs_a_unit_per_factor():
     with pytest.raises(ValueError, match="n_factors"):
-        build_model({"task": "composition", "op": "fixint", "encoder": "kim", "decoder": "kim", "latent_size": 4},
-                    (64, 64, 1), 5)
+        build_model(
+            {"task": "composition", "op": "fixint", "encoder": "kim", "decoder": "kim", "latent_size": 4},
+            (64, 64, 1),
+            5,
+        )
 
 
 def test_interp_gate_mixes_between_latents():
@@ -139,13 +170,24 @@ def test_learned_ops_shapes_and_gradients(op):
 
 
 def test_composition_model_compose_and_backbone_access():
-    model = build_model({"task": "composition", "op": "interp", "encoder": "kim", "decoder": "kim"}, (64, 64, 1), 3)
+    model = build_model(
+        {"task": "composition", "op": "interp", "encoder": "kim", "decoder": "kim"}, (64, 64, 1), 3
+    )
     assert isinstance(model, CompositionModel) and isinstance(model.vae, VAE)
     model.eval()
     ref, cmd = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
     out = model.compose(ref, cmd, torch.eye(3)[:2])
-    assert set(out) == {"recon_ref", "recon_cmd", "recon_target", "mu_ref", "logvar_ref", "mu_cmd", "logvar_cmd",
-                        "z_ref", "z_cmd"}
+    assert set(out) == {
+        "recon_ref",
+        "recon_cmd",
+        "recon_target",
+        "mu_ref",
+        "logvar_ref",
+        "mu_cmd",
+        "logvar_cmd",
+        "z_ref",
+        "z_cmd",
+    }
     assert torch.equal(out["z_ref"], out["mu_ref"])  # the mean at evaluation
     mu, _ = model.encode(ref)
     assert torch.allclose(out["mu_ref"], mu, atol=1e-5)
@@ -154,16 +196,28 @@ def test_composition_model_compose_and_backbone_access():
 
 def test_unknown_names_are_refused():
     with pytest.raises(ValueError, match="allowed"):
-        build_model({"encoder": "nope", "decoder": "kim"}, (64, 64, 1), 2)
+        build_from_config(
+            {"task": "unsupervised", "encoder": "nope", "decoder": "kim", "latent_size": 2}, (64, 64, 1), 2
+        )
     with pytest.raises(ValueError, match="allowed"):
-        build_model({"task": "composition", "op": "nope", "encoder": "kim", "decoder": "kim"}, (64, 64, 1), 2)
+        build_from_config(
+            {"task": "composition", "op": "nope", "encoder": "kim", "decoder": "kim", "latent_size": 4},
+            (64, 64, 1),
+            2,
+        )
 
 
 def test_load_trained_round_trip(tmp_path):
-    cfg = {"task": "unsupervised", "encoder": "kim", "decoder": "kim", "latent_size": 3}
+    cfg = complete_model({"task": "unsupervised", "encoder": "kim", "decoder": "kim", "latent_size": 3})
     model = build_model(cfg, (64, 64, 1), 2)
-    payload = {"state_dict": model.state_dict(), "model_config": cfg, "image_shape": [64, 64, 1],
-               "factor_names": ["a", "b"], "factor_sizes": [2, 2], "best_epoch": 1}
+    payload = {
+        "state_dict": model.state_dict(),
+        "model_config": cfg,
+        "image_shape": [64, 64, 1],
+        "factor_names": ["a", "b"],
+        "factor_sizes": [2, 2],
+        "best_epoch": 1,
+    }
     torch.save(payload, tmp_path / "model.pt")
     loaded, got = load_trained(tmp_path / "model.pt")
     x = torch.rand(2, 1, 64, 64)

@@ -38,10 +38,18 @@ SHAPES3D = Grid(
     (64, 64, 3),
 )
 MPI3D = Grid(
-    tuple(Factor(name, tuple(float(c) for c in range(size))) for name, size in [
-        ("object_color", 2), ("object_shape", 2), ("object_size", 2), ("camera_height", 1),
-        ("background_color", 1), ("horizontal_axis", 3), ("vertical_axis", 3),
-    ]),
+    tuple(
+        Factor(name, tuple(float(c) for c in range(size)))
+        for name, size in [
+            ("object_color", 2),
+            ("object_shape", 2),
+            ("object_size", 2),
+            ("camera_height", 1),
+            ("background_color", 1),
+            ("horizontal_axis", 3),
+            ("vertical_axis", 3),
+        ]
+    ),
     (64, 64, 3),
 )
 GRIDS = {"dsprites": DSPRITES, "shapes3d": SHAPES3D, "mpi3d": MPI3D}
@@ -164,7 +172,9 @@ def test_object_arrays_are_refused_without_unpickling(tmp_path):
 BAD_FILES = {
     "dsprites-keys": ("dsprites", {"latents_values": None}, "missing key.*latents_values"),
     "shapes3d-keys": (
-        "shapes3d", {"images": None, "imgs": np.zeros((128, 64, 64, 3), np.uint8)}, "missing key.*images"
+        "shapes3d",
+        {"images": None, "imgs": np.zeros((128, 64, 64, 3), np.uint8)},
+        "missing key.*images",
     ),
     "mpi3d-keys": (
         "mpi3d",
@@ -180,17 +190,25 @@ BAD_FILES = {
     "mpi3d-shape": ("mpi3d", {"images": np.zeros((72, 64, 64), np.uint8)}, "'images' has shape"),
     "shapes3d-labels-shape": ("shapes3d", {"labels": np.zeros((128, 5))}, "'labels' has shape"),
     "dsprites-dtype": (
-        "dsprites", {"imgs": np.zeros((72, 64, 64), np.float32)}, "'imgs' has dtype float32, expected uint8"
+        "dsprites",
+        {"imgs": np.zeros((72, 64, 64), np.float32)},
+        "'imgs' has dtype float32, expected uint8",
     ),
     "shapes3d-dtype": (
-        "shapes3d", {"images": np.zeros((128, 64, 64, 3), np.int16)}, "'images' has dtype int16"
+        "shapes3d",
+        {"images": np.zeros((128, 64, 64, 3), np.int16)},
+        "'images' has dtype int16",
     ),
     "mpi3d-dtype": ("mpi3d", {"images": np.zeros((72, 64, 64, 3), np.float64)}, "'images' has dtype float64"),
     "dsprites-classes-dtype": (
-        "dsprites", {"latents_classes": np.zeros((72, 6), np.float64)}, "'latents_classes' has dtype float64"
+        "dsprites",
+        {"latents_classes": np.zeros((72, 6), np.float64)},
+        "'latents_classes' has dtype float64",
     ),
     "shapes3d-labels-dtype": (
-        "shapes3d", {"labels": np.zeros((128, 6), np.int64)}, "'labels' has dtype int64"
+        "shapes3d",
+        {"labels": np.zeros((128, 6), np.int64)},
+        "'labels' has dtype int64",
     ),
     "dsprites-not-binary": ("dsprites", {"imgs": np.full((72, 64, 64), 255, np.uint8)}, "values above 1"),
 }

@@ -20,52 +20,24 @@ import pytest
 import torch
 import yaml
 
-from compgen.training import run as training_run
-from conftest import ROOT
+from compgen.training import device as training_device
+from conftest import ROOT, load_test_config
 from slurm_cluster import ClusterUnavailable, LocalSlurm, install_packages
 
 PARTITION = "compgen"
 RUNS = ["circles/shape2px/vae/seed0", "circles/shape2px/vae_fixint/seed0"]
 RESUMED_RUN = "circles/shape2px/vae/seed0"
-SMALL = {
-    "datasets": {"circles": {"subsample": {"x": 2, "y": 2}}},
-    "conditions": {
-        "circles": {
-            "shape2px": {
-                "family": "recomb2range",
-                "test": [{"factor": "x", "gt": 0.5}, {"factor": "y", "gt": 0.5}],
-            }
-        }
-    },
-    "models": {
-        "vae": {"task": "unsupervised", "label": "VAE"},
-        "vae_fixint": {"task": "composition", "op": "fixint", "label": "VAE (fixint)"},
-    },
-    "training": {"epochs": 2, "batch_size": 16, "lr": 1e-3, "max_steps_per_epoch": 4},
-    # One GPU each: the test node's GPUs are stand-ins, so training still runs on the CPU.
-    "resources": {"train": {"gpu": 1, "cpus": 1, "mem_mb": 1000, "runtime": 10}},
-    "experiments": [
-        {"name": "circles", "dataset": "circles", "conditions": ["shape2px"], "models": ["vae", "vae_fixint"],
-         "seeds": [0]}
-    ],
-    "groups": {"circles": {"title": "tiny", "members": [{"dataset": "circles", "condition": "shape2px"}]}},
-    "analysis": {"preset": "fast", "n_images": 4},
-}
-# One CPU-only run, long enough to be cancelled between its first checkpoint and its last epoch.
-RESUMABLE = {
-    **SMALL,
-    "training": {"epochs": 16, "batch_size": 16, "lr": 1e-3, "max_steps_per_epoch": 8},
-    "resources": {"train": {"gpu": 0, "cpus": 1, "mem_mb": 1000, "runtime": 10}},
-    "experiments": [
-        {"name": "circles", "dataset": "circles", "conditions": ["shape2px"], "models": ["vae"], "seeds": [0]}
-    ],
-}
+SMALL = load_test_config("slurm_small")  # two training jobs, one (stand-in) GPU each
+RESUMABLE = load_test_config("slurm_resumable")  # one CPU-only run, long enough to be cancelled
 TIMING_COLUMNS = {"images_per_s", "seconds"}
 # Without slurmdbd, sacct fails and the executor would wait forever: job states come from squeue.
 SLURM_ARGS = [
-    "--profile", str(ROOT / "profiles/slurm"),
-    "--slurm-status-command", "squeue",
-    "--slurm-init-seconds-before-status-checks", "1",
+    "--profile",
+    str(ROOT / "profiles/slurm"),
+    "--slurm-status-command",
+    "squeue",
+    "--slurm-init-seconds-before-status-checks",
+    "1",
 ]
 SLURM_TIMEOUT_S = 240
 
@@ -75,20 +47,21 @@ def test_concurrent_training_jobs_claim_different_gpus(monkeypatch, tmp_path, ca
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: len(uuids))
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(uuid=uuids[index]))
-    monkeypatch.setattr(training_run, "GPU_LOCK_DIR", tmp_path)
+    monkeypatch.setattr(training_device, "GPU_LOCK_DIR", tmp_path)
     claims = []
-    monkeypatch.setattr(training_run, "_gpu_claims", claims)
+    monkeypatch.setattr(training_device, "_gpu_claims", claims)
     try:
         # flock locks of separate open() calls exclude each other, as those of separate jobs do.
-        assert training_run.resolve_device("auto") == torch.device("cuda", 0)
-        assert training_run.resolve_device("cuda") == torch.device("cuda", 1)
+        assert training_device.resolve_device("auto") == torch.device("cuda", 0)
+        assert training_device.resolve_device("cuda") == torch.device("cuda", 1)
         assert sorted(path.name for path in tmp_path.iterdir()) == [f"compgen-gpu-{u}.lock" for u in uuids]
-        assert training_run.resolve_device("cuda:1") == torch.device("cuda", 1)  # named: no claim
+        assert training_device.resolve_device("cuda:1") == torch.device("cuda", 1)  # named: no claim
         assert len(claims) == 2 and not caplog.records
-        assert training_run.resolve_device("auto") == torch.device("cuda", 0)  # all held: share, and say so
+        # All held: share, and say so.
+        assert training_device.resolve_device("auto") == torch.device("cuda", 0)
         assert "every visible GPU is claimed" in caplog.text
         os.close(claims.pop(0))  # the job on GPU 0 ends
-        assert training_run.resolve_device("auto") == torch.device("cuda", 0)
+        assert training_device.resolve_device("auto") == torch.device("cuda", 0)
     finally:
         for fd in claims:
             os.close(fd)
@@ -137,8 +110,17 @@ def snakemake(workdir: Path, *args: str, slurm: bool) -> subprocess.Popen:
     env = {key: val for key, val in os.environ.items() if not key.startswith(("SLURM_", "COMPGEN_SLURM_"))}
     # Jobs start `python -m snakemake` from the submitting environment (sbatch --export=ALL).
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(workdir / "study.yaml")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "study.yaml"),
+    ]
     if slurm:
         env["COMPGEN_SLURM_PARTITION"] = PARTITION
         # SIGKILL after SIGTERM: a snakemake that cannot resolve a job's state ignores SIGTERM.
@@ -147,8 +129,9 @@ def snakemake(workdir: Path, *args: str, slurm: bool) -> subprocess.Popen:
         cmd += ["--cores", "2"]
     log = open(workdir / "snakemake.log", "w")
     with log:
-        return subprocess.Popen([*cmd, *args], stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        return subprocess.Popen(
+            [*cmd, *args], stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
 
 
 def finished(process: subprocess.Popen, workdir: Path) -> None:

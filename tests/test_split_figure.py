@@ -2,13 +2,14 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from compgen.conditions import Condition, write_split
+from compgen.conditions.figure import cell_counts, plot_split
 from compgen.datasets import dataset_grid
-from compgen.split_figure import cell_counts, plot_split
 
 
 def test_cell_counts_marginalise_the_other_factors(tmp_path):
     grid = dataset_grid("dsprites", {"orientation": 8, "posX": 4, "posY": 4})
-    cond = Condition("sqr2tx", "recomb2range", ({"factor": "shape", "values": [1]}, {"factor": "posX", "gt": 0.5}))
+    test = ({"factor": "shape", "values": [1]}, {"factor": "posX", "gt": 0.5})
+    cond = Condition("sqr2tx", "recomb2range", test)
     summary = write_split(grid, cond, "dsprites", tmp_path / "s.npz", tmp_path / "s.json")
     with np.load(tmp_path / "s.npz") as f:
         test = f["test"]

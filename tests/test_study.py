@@ -8,7 +8,6 @@ import yaml
 from compgen.study import Study, StudyError
 from conftest import ROOT, SCHEMA, load_config, validate_config
 
-
 BASE = """
 datasets:
   dsprites: {subsample: {posX: 2, posY: 2}}
@@ -39,11 +38,21 @@ def test_neurips_study_config():
     run = study.run("circles", "midpos", "vae_fixint_sbd", 2)
     assert run.spec["training"]["batch_size"] == 16 and run.spec["training"]["lr"] == 3e-4
     assert run.spec["model"]["decoder"] == "sbd" and run.resources["runtime"] == 120
-    assert study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "vae_fixint_mpi", 0).spec["training"]["epochs"] == 50
-    assert study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "wae_fixint_mpi", 0).spec["training"]["epochs"] == 200
+    assert (
+        study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "vae_fixint_mpi", 0).spec["training"]["epochs"] == 50
+    )
+    assert (
+        study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "wae_fixint_mpi", 0).spec["training"]["epochs"] == 200
+    )
     wae = study.run("dsprites", "sqr2tx", "wae_interp", 1).spec["model"]
     assert wae["loss"] == "wae" and wae["recon"] == "mse" and wae["mmd_weight"] == 10
-    assert set(study.groups) == {"failure_cases", "success_cases", "shapes3d_conditions", "circles_simple", "supervised"}
+    assert set(study.groups) == {
+        "failure_cases",
+        "success_cases",
+        "shapes3d_conditions",
+        "circles_simple",
+        "supervised",
+    }
     assert len(study.groups["supervised"].runs) == 9
     assert study.splits_used().count(("mpi3d", "cyl2vx+four_shapes+fix_hx")) == 1
 
@@ -58,7 +67,11 @@ def test_iclr_study_config():
 
 def test_demo_config_is_small():
     demo = Study(load_config(ROOT / "config/demo.yaml"))
-    assert demo.grid("dsprites").n < 50_000 and demo.grid("shapes3d").n < 2_000 and all(r.seed == 0 for r in demo.runs)
+    assert (
+        demo.grid("dsprites").n < 50_000
+        and demo.grid("shapes3d").n < 2_000
+        and all(r.seed == 0 for r in demo.runs)
+    )
 
 
 def _key(path) -> str:
@@ -80,28 +93,91 @@ _DELETE = object()
 
 SCHEMA_ERRORS = [
     (("training", "epochs"), -1, "config key training.epochs: -1 is less than the minimum of 1"),
-    (("experiments", 0, "training"), {"epochs": 0}, "config key experiments[0].training.epochs: 0 is less than the minimum of 1"),
+    (
+        ("experiments", 0, "training"),
+        {"epochs": 0},
+        "config key experiments[0].training.epochs: 0 is less than the minimum of 1",
+    ),
     (("training", "lr"), "fast", "config key training.lr: 'fast' is not of type 'number'"),
-    (("training", "val_fraction"), 1.5, "config key training.val_fraction: 1.5 is greater than or equal to the maximum of 1"),
+    (
+        ("training", "val_fraction"),
+        1.5,
+        "config key training.val_fraction: 1.5 is greater than or equal to the maximum of 1",
+    ),
     (("resources", "train", "gpu"), -1, "config key resources.train.gpu: -1 is less than the minimum of 0"),
-    (("training", "batchsize"), 64, "config key training.batchsize: unknown key; allowed here: epochs, batch_size, lr,"),
-    (("trainig",), {"epochs": 3}, "config key trainig: unknown key; allowed here: datasets, modifiers, conditions, models, training,"),
-    (("models", "vae", "latent_dim"), 3, "config key models.vae.latent_dim: unknown key; allowed here: task, op, encoder, decoder, latent_size,"),
-    (("models", "vae", "beta"), 4.0, "config key models.vae.beta: applies only when loss is 'betavae' or loss is 'btcvae'"),
-    (("models", "vae"), {"task": "unsupervised", "loss": "betavae", "gamma": 3.0},
-     "config key models.vae.gamma: applies only when loss is 'ccivae' or loss is 'factorvae'"),
-    (("models", "vae", "task"), "clustering", "config key models.vae.task: 'clustering' is not allowed; allowed: unsupervised, composition, supervised, gt_decoder"),
-    (("models", "vae", "encoder"), "resnet", "config key models.vae.encoder: 'resnet' is not allowed; allowed: burgess, kim, abdi, montero"),
+    (
+        ("training", "batchsize"),
+        64,
+        "config key training.batchsize: unknown key; allowed here: epochs, batch_size, lr,",
+    ),
+    (
+        ("trainig",),
+        {"epochs": 3},
+        "config key trainig: unknown key; allowed here: datasets, modifiers, conditions, models, training,",
+    ),
+    (
+        ("models", "vae", "latent_dim"),
+        3,
+        "config key models.vae.latent_dim: unknown key; allowed here: task, op, encoder, decoder, latent_size,",
+    ),
+    (
+        ("models", "vae", "beta"),
+        4.0,
+        "config key models.vae.beta: applies only when loss is 'betavae' or loss is 'btcvae'",
+    ),
+    (
+        ("models", "vae"),
+        {"task": "unsupervised", "loss": "betavae", "gamma": 3.0},
+        "config key models.vae.gamma: applies only when loss is 'ccivae' or loss is 'factorvae'",
+    ),
+    (
+        ("models", "vae", "task"),
+        "clustering",
+        "config key models.vae.task: 'clustering' is not allowed; allowed: unsupervised, composition, supervised, gt_decoder",
+    ),
+    (
+        ("models", "vae", "encoder"),
+        "resnet",
+        "config key models.vae.encoder: 'resnet' is not allowed; allowed: burgess, kim, abdi, montero",
+    ),
     (("models", "vae", "op"), "fixint", "config key models.vae.op: applies only when task is 'composition'"),
-    (("models", "vae_fixint", "op"), _DELETE, "config key models.vae_fixint.op: required when task is 'composition'"),
+    (
+        ("models", "vae_fixint", "op"),
+        _DELETE,
+        "config key models.vae_fixint.op: required when task is 'composition'",
+    ),
     (("models", "my-vae"), {"task": "unsupervised"}, "config key models: 'my-vae' does not match"),
-    (("conditions", "dsprites", "sqr2tx", "test", 0, "above"), 1, "config key conditions.dsprites.sqr2tx.test[0].above: unknown key; allowed here: factor, values, classes, gt, ge, lt, le"),
-    (("experiments", 0, "seeds"), ["one"], "config key experiments[0].seeds[0]: 'one' is not of type 'integer'"),
-    (("experiments", 0, "conditions"), "sqr2tx", "config key experiments[0].conditions: 'sqr2tx' is not of type 'array'"),
+    (
+        ("conditions", "dsprites", "sqr2tx", "test", 0, "above"),
+        1,
+        "config key conditions.dsprites.sqr2tx.test[0].above: unknown key; allowed here: factor, values, classes, gt, ge, lt, le",
+    ),
+    (
+        ("experiments", 0, "seeds"),
+        ["one"],
+        "config key experiments[0].seeds[0]: 'one' is not of type 'integer'",
+    ),
+    (
+        ("experiments", 0, "conditions"),
+        "sqr2tx",
+        "config key experiments[0].conditions: 'sqr2tx' is not of type 'array'",
+    ),
     (("experiments", 0, "models"), _DELETE, "config key experiments[0].models: required"),
-    (("datasets", "dsprites", "source"), "download", "config key datasets.dsprites.source: 'download' is not allowed; allowed: auto, procedural, official"),
-    (("datasets", "dsprites", "subsample", "posX"), 0, "config key datasets.dsprites.subsample.posX: 0 is less than the minimum of 1"),
-    (("analysis", "preset"), "slow", "config key analysis.preset: 'slow' is not allowed; allowed: fast, paper"),
+    (
+        ("datasets", "dsprites", "source"),
+        "download",
+        "config key datasets.dsprites.source: 'download' is not allowed; allowed: auto, procedural, official",
+    ),
+    (
+        ("datasets", "dsprites", "subsample", "posX"),
+        0,
+        "config key datasets.dsprites.subsample.posX: 0 is less than the minimum of 1",
+    ),
+    (
+        ("analysis", "preset"),
+        "slow",
+        "config key analysis.preset: 'slow' is not allowed; allowed: fast, paper",
+    ),
 ]
 
 
@@ -114,33 +190,100 @@ def test_schema_rejects_bad_keys_and_types_naming_key_and_allowed_values(base, p
 
 
 STUDY_ERRORS = [
-    (("datasets", "shapes4d"), {}, "config key datasets.shapes4d: unknown dataset; allowed: circles, dsprites, mpi3d, shapes3d, simple"),
-    (("experiments", 0, "dataset"), "shapes3d", "config key experiments[0] (dsprites).dataset: dataset 'shapes3d' is not under datasets; allowed: circles, dsprites"),
-    (("experiments", 0, "conditions"), ["sqr2tx", "nowhere"], "unknown condition 'nowhere' for dataset 'dsprites'; allowed: blank_side,"),
-    (("experiments", 0, "conditions"), ["sqr2tx+wide"], "unknown modifier 'wide' for dataset 'dsprites'; allowed: "),
-    (("experiments", 0, "models"), ["vae", "gan"], "config key experiments[0] (dsprites).models[1]: unknown model 'gan'; allowed: vae, vae_fixint"),
-    (("conditions", "dsprites", "sqr2tx", "test", 1, "factor"), "posZ", "unknown factor 'posZ'; allowed: shape, scale, orientation, posX, posY"),
-    (("conditions", "dsprites", "sqr2tx", "factors"), ["shape", "colour"],
-     "config key conditions.dsprites.sqr2tx.factors: unknown factor 'colour'; allowed: shape, scale, orientation, posX, posY"),
-    (("conditions", "dsprites", "sqr2tx", "test", 0, "values"), [7], "factor 'shape' has no value [7.0] on this grid; allowed: [1.0, 2.0, 3.0]"),
+    (
+        ("datasets", "shapes4d"),
+        {},
+        "config key datasets.shapes4d: unknown dataset; allowed: circles, dsprites, mpi3d, shapes3d, simple",
+    ),
+    (
+        ("experiments", 0, "dataset"),
+        "shapes3d",
+        "config key experiments[0] (dsprites).dataset: dataset 'shapes3d' is not under datasets; allowed: circles, dsprites",
+    ),
+    (
+        ("experiments", 0, "conditions"),
+        ["sqr2tx", "nowhere"],
+        "unknown condition 'nowhere' for dataset 'dsprites'; allowed: blank_side,",
+    ),
+    (
+        ("experiments", 0, "conditions"),
+        ["sqr2tx+wide"],
+        "unknown modifier 'wide' for dataset 'dsprites'; allowed: ",
+    ),
+    (
+        ("experiments", 0, "models"),
+        ["vae", "gan"],
+        "config key experiments[0] (dsprites).models[1]: unknown model 'gan'; allowed: vae, vae_fixint",
+    ),
+    (
+        ("conditions", "dsprites", "sqr2tx", "test", 1, "factor"),
+        "posZ",
+        "unknown factor 'posZ'; allowed: shape, scale, orientation, posX, posY",
+    ),
+    (
+        ("conditions", "dsprites", "sqr2tx", "factors"),
+        ["shape", "colour"],
+        "config key conditions.dsprites.sqr2tx.factors: unknown factor 'colour'; allowed: shape, scale, orientation, posX, posY",
+    ),
+    (
+        ("conditions", "dsprites", "sqr2tx", "test", 0, "values"),
+        [7],
+        "factor 'shape' has no value [7.0] on this grid; allowed: [1.0, 2.0, 3.0]",
+    ),
     # posX = 1/31 exists on the full grid but not after keeping every 2nd value
-    (("conditions", "dsprites", "sqr2tx", "test", 1), {"factor": "posX", "values": [1 / 31]},
-     "factor 'posX' has no value [0.03225806451612903] on this grid; allowed: [0.0, 0.064516,"),
-    (("conditions", "dsprites", "sqr2tx", "test", 0), {"factor": "shape", "classes": [5]}, "factor 'shape' has no class [5]; allowed: 0..2"),
-    (("conditions", "dsprites", "sqr2tx", "test", 1, "gt"), 1.5, "config key conditions.dsprites.sqr2tx: condition 'sqr2tx': the test set is empty"),
-    (("conditions", "dsprites", "blank_side", "train"), [{"factor": "posX", "gt": 0.5}], "condition 'blank_side': the training set is empty"),
-    (("models", "vae_fixint", "latent_size"), 3, "config key models.vae_fixint.latent_size: op 'fixint' needs one latent unit per factor (5 factors"),
-    (("models", "vae"), {"task": "supervised", "loss": "betavae"}, "config key models.vae.loss: task 'supervised' has no VAE objective"),
-    (("datasets", "dsprites", "subsample"), {"colour": 2}, "config key datasets.dsprites.subsample: unknown factor 'colour'; allowed: shape,"),
+    (
+        ("conditions", "dsprites", "sqr2tx", "test", 1),
+        {"factor": "posX", "values": [1 / 31]},
+        "factor 'posX' has no value [0.03225806451612903] on this grid; allowed: [0.0, 0.064516,",
+    ),
+    (
+        ("conditions", "dsprites", "sqr2tx", "test", 0),
+        {"factor": "shape", "classes": [5]},
+        "factor 'shape' has no class [5]; allowed: 0..2",
+    ),
+    (
+        ("conditions", "dsprites", "sqr2tx", "test", 1, "gt"),
+        1.5,
+        "config key conditions.dsprites.sqr2tx: condition 'sqr2tx': the test set is empty",
+    ),
+    (
+        ("conditions", "dsprites", "blank_side", "train"),
+        [{"factor": "posX", "gt": 0.5}],
+        "condition 'blank_side': the training set is empty",
+    ),
+    (
+        ("models", "vae_fixint", "latent_size"),
+        3,
+        "config key models.vae_fixint.latent_size: op 'fixint' needs one latent unit per factor (5 factors",
+    ),
+    (
+        ("models", "vae"),
+        {"task": "supervised", "loss": "betavae"},
+        "config key models.vae.loss: task 'supervised' has no VAE objective",
+    ),
+    (
+        ("datasets", "dsprites", "subsample"),
+        {"colour": 2},
+        "config key datasets.dsprites.subsample: unknown factor 'colour'; allowed: shape,",
+    ),
     (("datasets", "dsprites", "source"), "official", "config key datasets.dsprites.source:"),
-    (("groups", "circles", "members"), [{"dataset": "circles", "condition": "corner"}],
-     "config key groups.circles.members[0]: no run trains on circles/corner; allowed: circles/midpos, dsprites/blank_side, dsprites/sqr2tx"),
-    (("groups", "circles", "models"), ["gan"], "config key groups.circles.models: unknown model 'gan'; allowed: vae, vae_fixint"),
+    (
+        ("groups", "circles", "members"),
+        [{"dataset": "circles", "condition": "corner"}],
+        "config key groups.circles.members[0]: no run trains on circles/corner; allowed: circles/midpos, dsprites/blank_side, dsprites/sqr2tx",
+    ),
+    (
+        ("groups", "circles", "models"),
+        ["gan"],
+        "config key groups.circles.models: unknown model 'gan'; allowed: vae, vae_fixint",
+    ),
 ]
 
 
 @pytest.mark.parametrize("path,value,message", STUDY_ERRORS, ids=[_key(e[0]) for e in STUDY_ERRORS])
-def test_meaningless_configs_are_refused_naming_key_and_allowed_values(base, path, value, message, tmp_path, monkeypatch):
+def test_meaningless_configs_are_refused_naming_key_and_allowed_values(
+    base, path, value, message, tmp_path, monkeypatch
+):
     monkeypatch.chdir(tmp_path)  # no official files here: source official must fail
     config = _edit(copy.deepcopy(base), path, value)
     validate_config(config, SCHEMA)
@@ -155,13 +298,30 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
     config["experiments"][0]["conditions"] = ["sqr2tx", "nowhere"]
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
     done = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-         "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1", "-n"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "bad.yaml"),
+            "--cores",
+            "1",
+            "-n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     out = done.stdout + done.stderr
     assert done.returncode != 0
-    assert "invalid configuration: config key experiments[0] (dsprites).conditions[1]: unknown condition 'nowhere'" in out
+    assert (
+        "invalid configuration: config key experiments[0] (dsprites).conditions[1]: unknown condition 'nowhere'"
+        in out
+    )
     assert "allowed: blank_side," in out
     assert "Building DAG" not in out and "Job stats" not in out and not (tmp_path / "results").exists()
 
@@ -169,7 +329,9 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
 def test_duplicate_runs_are_refused(base):
     config = copy.deepcopy(base)
     config["experiments"].append(dict(config["experiments"][0], name="again", seeds=[2]))
-    with pytest.raises(StudyError, match="dsprites/sqr2tx/vae/seed2 is already declared by experiment 'dsprites'"):
+    with pytest.raises(
+        StudyError, match="dsprites/sqr2tx/vae/seed2 is already declared by experiment 'dsprites'"
+    ):
         Study(config)
 
 

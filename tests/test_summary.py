@@ -8,6 +8,7 @@ import pytest
 from compgen.summary import (
     aggregate,
     collect_scores,
+    distinct_labels,
     group_table,
     write_csv,
     write_group_table,
@@ -16,8 +17,12 @@ from compgen.summary import (
 )
 
 RECON_TEST = {  # (model, seed) -> test reconstruction loss
-    ("beta_vae", 0): 10.0, ("beta_vae", 1): 14.0, ("beta_vae", 2): 12.0,
-    ("wae", 0): 8.0, ("wae", 1): 9.0, ("wae", 2): 10.0,
+    ("beta_vae", 0): 10.0,
+    ("beta_vae", 1): 14.0,
+    ("beta_vae", 2): 12.0,
+    ("wae", 0): 8.0,
+    ("wae", 1): 9.0,
+    ("wae", 2): 10.0,
 }
 
 
@@ -26,23 +31,25 @@ def _entries(condition="sqr2tx", models=("beta_vae", "wae")):
     for model in models:
         for seed in range(3):
             recon = RECON_TEST[(model, seed)]
-            entries.append({
-                "run_id": f"dsprites-{condition}-{model}-s{seed}",
-                "dataset": "dsprites",
-                "condition": condition,
-                "model": model,
-                "seed": seed,
-                "scores": {
-                    "recon_train": recon / 2,
-                    "recon_test": recon,
-                    "dci_disentanglement": 0.5 if model == "wae" else 0.25,
-                    "mig": 0.1 * seed,
-                    "r2_test": {"posX": 0.9, "shape": None},
-                    "matching": [1, 0],  # a list: skipped
-                    "model_name": model,  # a string: skipped
-                    "converged": True,  # a boolean: skipped
-                },
-            })
+            entries.append(
+                {
+                    "run_id": f"dsprites-{condition}-{model}-s{seed}",
+                    "dataset": "dsprites",
+                    "condition": condition,
+                    "model": model,
+                    "seed": seed,
+                    "scores": {
+                        "recon_train": recon / 2,
+                        "recon_test": recon,
+                        "dci_disentanglement": 0.5 if model == "wae" else 0.25,
+                        "mig": 0.1 * seed,
+                        "r2_test": {"posX": 0.9, "shape": None},
+                        "matching": [1, 0],  # a list: skipped
+                        "model_name": model,  # a string: skipped
+                        "converged": True,  # a boolean: skipped
+                    },
+                }
+            )
     return entries
 
 
@@ -54,6 +61,45 @@ def test_collect_scores_is_tidy_with_flattened_names():
     assert set(tidy["metric"]) == set(metrics)
     assert tidy.groupby("run_id").size().eq(len(metrics)).all()
     assert math.isnan(tidy.loc[tidy["metric"] == "r2_test/shape", "value"].iloc[0])
+
+
+def test_every_row_carries_its_runs_provenance():
+    entries = _entries()
+    for entry in entries:
+        beta = 8.0 if entry["model"] == "beta_vae" else None
+        entry["scores"]["preset"] = "fast"
+        entry["scores"]["provenance"] = {
+            "model": {"loss": entry["model"], "beta": beta, "latent_size": 10},
+            "training": {"lr": 1e-4, "epochs": 100},
+            "versions": {"torch": "2.14.1"},
+            "data": {
+                "source": "procedural",
+                "generator_version": 3,
+                "subsample": {"posX": 2},
+                "factors": ["a", "b"],
+            },
+            "device": f"cpu{entry['seed'] % 2}",
+        }
+    tidy = collect_scores(entries)
+    assert list(tidy.columns[:7]) == ["run_id", "dataset", "condition", "model", "seed", "metric", "value"]
+    assert {
+        "model.beta",
+        "training.lr",
+        "versions.torch",
+        "data.source",
+        "data.subsample.posX",
+        "analysis.preset",
+    } <= set(tidy.columns)
+    row = tidy[(tidy["model"] == "beta_vae") & (tidy["metric"] == "recon_test")].iloc[0]
+    assert row["model.beta"] == 8.0 and row["training.lr"] == 1e-4 and row["data.source"] == "procedural"
+    assert row["data.subsample.posX"] == 2
+    assert json.loads(row["data.factors"]) == ["a", "b"]  # lists as JSON text
+    assert "provenance" not in set(tidy["metric"].str.split("/").str[0])
+    stats = aggregate(tidy).set_index(["model", "metric"])
+    assert stats.loc[("beta_vae", "recon_test"), "model.beta"] == 8.0
+    assert stats.loc[("wae", "recon_test"), "training.epochs"] == 100
+    # Seeds that ran on different devices: both named, not one silently kept.
+    assert stats.loc[("wae", "recon_test"), "device"] == "cpu0; cpu1"
 
 
 def test_aggregate_mean_std_over_seeds():
@@ -132,9 +178,16 @@ def test_workflow_writers_from_run_specs_and_score_files(tmp_path):
     entries = _entries()
     runs, paths = [], []
     for entry in entries:
-        runs.append({"run_id": entry["run_id"], "dataset": entry["dataset"],
-                     "condition": entry["condition"], "model_name": entry["model"],
-                     "seed": entry["seed"], "model": {"beta": 4.0}})
+        runs.append(
+            {
+                "run_id": entry["run_id"],
+                "dataset": entry["dataset"],
+                "condition": entry["condition"],
+                "model_name": entry["model"],
+                "seed": entry["seed"],
+                "model": {"beta": 4.0},
+            }
+        )
         path = tmp_path / "scores" / f"{entry['run_id']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(entry["scores"]))
@@ -142,8 +195,22 @@ def test_workflow_writers_from_run_specs_and_score_files(tmp_path):
     write_study_csv(runs, paths, tmp_path / "scores.csv", tmp_path / "by_model.csv")
     assert len(pd.read_csv(tmp_path / "scores.csv")) == 6 * 6
     assert set(pd.read_csv(tmp_path / "by_model.csv")["model"]) == {"beta_vae", "wae"}
-    write_group_table(runs, paths, tmp_path / "g.tex", tmp_path / "g.csv", title="Group_1",
-                      labels={"beta_vae": "VAE (fixint)"}, label="tab:g")
+    write_group_table(
+        runs,
+        paths,
+        tmp_path / "g.tex",
+        tmp_path / "g.csv",
+        title="Group_1",
+        labels={"beta_vae": "VAE (fixint)"},
+        label="tab:g",
+    )
     latex = (tmp_path / "g.tex").read_text()
     assert "VAE (fixint)" in latex and "Group\\_1" in latex and "$R^2$ test" in latex
     assert len(_body_rows(latex)) == 2
+
+
+def test_two_models_with_one_label_keep_their_rows_apart():
+    tidy = collect_scores(_entries())
+    shown = distinct_labels(tidy, {"beta_vae": "VAE", "wae": "VAE"})
+    assert set(shown) == {"VAE [beta_vae]", "VAE [wae]"}
+    assert set(distinct_labels(tidy, {"beta_vae": "β-VAE", "wae": "WAE"})) == {"β-VAE", "WAE"}

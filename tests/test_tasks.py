@@ -5,24 +5,32 @@ import json
 import numpy as np
 import pytest
 import yaml
-from conftest import merged, validated
-from test_engine import data, make_run  # noqa: F401  (fixture)
 
 from compgen.analysis.arrays import load_arrays
 from compgen.analysis.evaluate import analyse_run
 from compgen.study import Study, StudyError
-from compgen.training import train_run
+from compgen.training.run import train_run
+from conftest import merged, validated
+from test_engine import make_run
 
 
 def analyse(dataset, split, tmp_path, task, epochs, lr):
     train_run(dataset, split, make_run(task, epochs=epochs, lr=lr), tmp_path / "run", tmp_path / "ckpt")
     (tmp_path / "split.json").write_text(json.dumps({"main_factors": ["x", "y"]}))
-    scores = analyse_run(dataset, split, tmp_path / "split.json", tmp_path / "run" / "model.pt",
-                         tmp_path / "scores.json", tmp_path / "arrays.npz", preset="fast", n_images=3)
+    scores = analyse_run(
+        dataset,
+        split,
+        tmp_path / "split.json",
+        tmp_path / "run" / "model.pt",
+        tmp_path / "scores.json",
+        tmp_path / "arrays.npz",
+        preset="fast",
+        n_images=3,
+    )
     return scores, load_arrays(tmp_path / "arrays.npz")
 
 
-def test_supervised_regression_is_scored_by_its_own_r2(data, tmp_path):  # noqa: F811
+def test_supervised_regression_is_scored_by_its_own_r2(data, tmp_path):
     scores, arrays = analyse(*data, tmp_path, "supervised", epochs=8, lr=1e-3)
     assert np.isnan(scores["recon_train"]) and np.isnan(scores["recon_test"])
     assert set(scores["r2_train"]) == set(scores["r2_test"]) == {"x", "y", "size"}
@@ -32,17 +40,23 @@ def test_supervised_regression_is_scored_by_its_own_r2(data, tmp_path):  # noqa:
     assert arrays["recon_train_inputs"].shape[0] == arrays["recon_train_outputs"].shape[0] == 0
 
 
-def test_gt_decoder_is_scored_on_reconstructions_only(data, tmp_path):  # noqa: F811
+def test_gt_decoder_is_scored_on_reconstructions_only(data, tmp_path):
     scores, arrays = analyse(*data, tmp_path, "gt_decoder", epochs=2, lr=1e-3)
     assert 0 < scores["recon_train"] < np.inf and 0 < scores["recon_test"] < np.inf
-    assert np.isnan(scores["dci_disentanglement"]) and np.isnan(scores["mig"]) and np.isnan(scores["r2_test_mean"])
+    assert (
+        np.isnan(scores["dci_disentanglement"])
+        and np.isnan(scores["mig"])
+        and np.isnan(scores["r2_test_mean"])
+    )
     assert arrays["recon_test_outputs"].shape == arrays["recon_test_inputs"].shape == (3, 64, 64, 1)
     assert arrays["latents"].min() >= -0.5 and arrays["latents"].max() <= 0.5  # standardised factor inputs
 
 
 def test_supervised_model_refuses_a_vae_loss(root):
-    config = merged(yaml.safe_load((root / "config/conditions.yaml").read_text()),
-                    yaml.safe_load((root / "config/demo.yaml").read_text()))
+    config = merged(
+        yaml.safe_load((root / "config/conditions.yaml").read_text()),
+        yaml.safe_load((root / "config/demo.yaml").read_text()),
+    )
     name = config["experiments"][0]["models"][0]
     config["models"][name] = {"task": "supervised", "loss": "betavae"}
     with pytest.raises(StudyError, match="does not apply"):

@@ -1,54 +1,35 @@
 """The whole DAG on a tiny config in a temporary directory, checked by content."""
 
 import json
+import shutil
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import ROOT
+from conftest import ROOT, TEST_CONFIGS
 
 pytestmark = pytest.mark.workflow
 
-TINY = {
-    "datasets": {
-        "dsprites": {"subsample": {"scale": 3, "orientation": 10, "posX": 4, "posY": 4}},
-        "circles": {"subsample": {"x": 2, "y": 2}},
-    },
-    "conditions": {
-        "dsprites": {
-            "sqr2tx": {
-                "family": "recomb2range",
-                "test": [{"factor": "shape", "values": [1]}, {"factor": "posX", "gt": 0.5}],
-            }
-        },
-        "circles": {
-            "shape2px": {"family": "recomb2range", "test": [{"factor": "x", "gt": 0.5}, {"factor": "y", "gt": 0.5}]}
-        },
-    },
-    "models": {
-        "vae": {"task": "unsupervised", "label": "VAE"},
-        "vae_fixint": {"task": "composition", "op": "fixint", "label": "VAE (fixint)"},
-        "kim_interp": {"task": "composition", "op": "interp", "encoder": "kim", "decoder": "kim"},
-    },
-    "training": {"epochs": 3, "batch_size": 16, "lr": 1e-3, "max_steps_per_epoch": 6},
-    "resources": {"train": {"gpu": 0, "cpus": 1, "mem_mb": 1000, "runtime": 10}},
-    "experiments": [
-        {"name": "dsprites", "dataset": "dsprites", "conditions": ["sqr2tx"], "models": ["vae", "vae_fixint"], "seeds": [0]},
-        {"name": "circles", "dataset": "circles", "conditions": ["shape2px"], "models": ["kim_interp"], "seeds": [0]},
-    ],
-    "groups": {"failure": {"title": "tiny", "members": [{"dataset": "dsprites", "condition": "sqr2tx"}]}},
-    "analysis": {"preset": "fast", "n_images": 4},
-}
+TINY = TEST_CONFIGS / "tiny.yaml"
 RUNS = ["dsprites/sqr2tx/vae/seed0", "dsprites/sqr2tx/vae_fixint/seed0", "circles/shape2px/kim_interp/seed0"]
 
 
 def snakemake(workdir, *args):
     cmd = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
-        "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args,
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "tiny.yaml"),
+        "--cores",
+        "2",
+        *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
 
@@ -56,7 +37,7 @@ def snakemake(workdir, *args):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("study")
-    (workdir / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    shutil.copy(TINY, workdir / "tiny.yaml")
     done = snakemake(workdir)
     assert done.returncode == 0, done.stderr[-5000:]
     return workdir
@@ -89,6 +70,14 @@ def test_tables_match_the_runs(finished):
     assert sorted(tidy["run_id"].unique()) == sorted(RUNS)
     assert {"recon_train", "recon_test", "dci_disentanglement", "mig"} <= set(tidy["metric"])
     assert not any(m.startswith("samples") for m in tidy["metric"])
+    # Each row reads alone: the run's resolved settings, versions and data source ride along.
+    row = tidy[
+        (tidy["run_id"] == "dsprites/sqr2tx/vae_fixint/seed0") & (tidy["metric"] == "recon_test")
+    ].iloc[0]
+    assert row["model.op"] == "fixint" and row["model.latent_size"] == 10 and row["training.epochs"] == 3
+    assert row["data.source"] == "procedural" and row["versions.torch"] and row["analysis.preset"] == "fast"
+    group = pd.read_csv(finished / "results/summary/groups/failure.csv")
+    assert set(group["model.loss"]) == {"vae"} and set(group["data.source"]) == {"procedural"}
     table = (finished / "results/summary/groups/failure.tex").read_text()
     assert "\\begin{tabular}" in table and table.count("\\\\") >= 3  # header + one row per dsprites model
     assert "VAE (fixint)" in table and "kim" not in table

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class Factor:
     def size(self) -> int:
         return len(self.values)
 
-    def subsample(self, step: int) -> "Factor":
+    def subsample(self, step: int) -> Factor:
         if step < 1:
             raise ValueError(f"factor {self.name!r}: subsample step must be >= 1, got {step}")
         keep = slice(None, None, step)
@@ -49,7 +49,6 @@ class Grid:
 
     factors: tuple[Factor, ...]
     image_shape: tuple[int, int, int]  # H, W, C
-    _lookup: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -101,7 +100,7 @@ class Grid:
     def all_classes(self) -> np.ndarray:
         return self.classes(np.arange(self.n))
 
-    def subsample(self, steps: dict[str, int] | None) -> "Grid":
+    def subsample(self, steps: dict[str, int] | None) -> Grid:
         """Keep every k-th value of the named factors."""
         steps = dict(steps or {})
         for name in steps:
@@ -130,7 +129,7 @@ class Grid:
         }
 
     @classmethod
-    def from_attrs(cls, d: dict) -> "Grid":
+    def from_attrs(cls, d: dict) -> Grid:
         factors = tuple(
             Factor(name, tuple(vals), tuple(labels) if labels else None, tuple(full), full_size)
             for name, vals, labels, full, full_size in zip(
@@ -139,6 +138,7 @@ class Grid:
                 d["factor_labels"],
                 d["factor_full_classes"],
                 d["factor_full_sizes"],
+                strict=True,
             )
         )
         return cls(factors, tuple(d["image_shape"]))

@@ -18,7 +18,7 @@ from torch import nn
 RECON_KINDS = ("bce", "mse")
 
 
-def reconstruction_per_image(logits: torch.Tensor, target: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+def reconstruction_per_image(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     """Summed over pixels and channels: shape (N,). Computed in float32 even under autocast."""
     logits, target = logits.float(), target.float()
     if kind == "bce":
@@ -41,8 +41,9 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar))
 
 
-def imq_mmd(x: torch.Tensor, y: torch.Tensor, prior_var: float,
-            scales=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)) -> torch.Tensor:
+def imq_mmd(
+    x: torch.Tensor, y: torch.Tensor, prior_var: float, scales=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+) -> torch.Tensor:
     """Unbiased MMD² between samples x and y (n x d each) with inverse multiquadratic kernels
     k(a, b) = C / (C + |a - b|²) summed over C = 2 d prior_var s (Tolstikhin et al. 2018)."""
     n, d = x.shape
@@ -53,31 +54,35 @@ def imq_mmd(x: torch.Tensor, y: torch.Tensor, prior_var: float,
     kernel = sum(c / (c + sq) for c in (2.0 * d * prior_var * s for s in scales))
     k_xx, k_yy, k_xy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
     off_diagonal = n * (n - 1)
-    return (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / off_diagonal \
-        - 2 * k_xy.mean()
+    return (
+        k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()
+    ) / off_diagonal - 2 * k_xy.mean()
 
 
 class Objective(nn.Module, abc.ABC):
-    """Reconstruction plus `penalty`; `defaults` are the loss's hyper-parameters."""
+    """Reconstruction plus `penalty`. `hyper` names the loss's hyper-parameters: their values (and
+    their defaults) come from the validated config, whose schema is the one place they are set."""
 
-    defaults: ClassVar[dict] = {}
-    recon_default: ClassVar[str] = "bce"
+    hyper: ClassVar[tuple[str, ...]] = ()
+    title: ClassVar[str]
+    # Hyper-parameters shown in a derived label, with their symbols: "β-VAE (β=8)".
+    label_symbols: ClassVar[dict[str, str]] = {}
     # Parts that are settings rather than measurements: not summed over a triplet's two inputs.
     settings: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, recon: str | None = None, n_train: int = 0, **hyper):
+    def __init__(self, recon: str, n_train: int = 0, **hyper):
         super().__init__()
-        recon = recon or self.recon_default
         if recon not in RECON_KINDS:
             raise ValueError(f"unknown reconstruction loss {recon!r}; allowed: {', '.join(RECON_KINDS)}")
-        unknown = set(hyper) - set(self.defaults)
-        if unknown:
-            raise ValueError(f"{type(self).__name__} takes {sorted(self.defaults) or 'no hyper-parameters'}, "
-                             f"not {sorted(unknown)}")
+        if set(hyper) != set(self.hyper):
+            raise ValueError(
+                f"{type(self).__name__} takes {sorted(self.hyper) or 'no hyper-parameters'}, "
+                f"got {sorted(hyper)}"
+            )
         self.recon = recon
         self.n_train = n_train
-        for key, default in self.defaults.items():
-            setattr(self, key, type(default)(hyper.get(key, default)))
+        for key, value in hyper.items():
+            setattr(self, key, value)
 
     @abc.abstractmethod
     def penalty(self, mu, logvar, z, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -100,23 +105,33 @@ class Objective(nn.Module, abc.ABC):
     def composition(self, out: dict, ref, cmd, target, step: int) -> dict[str, torch.Tensor]:
         """Target reconstruction plus, as in the original, reconstruction and penalty of both inputs."""
         rec_target = reconstruction_per_image(out["recon_target"], target, self.recon).mean()
-        rec_inputs = (reconstruction_per_image(out["recon_ref"], ref, self.recon)
-                      + reconstruction_per_image(out["recon_cmd"], cmd, self.recon)).mean()
+        rec_inputs = (
+            reconstruction_per_image(out["recon_ref"], ref, self.recon)
+            + reconstruction_per_image(out["recon_cmd"], cmd, self.recon)
+        ).mean()
         pen_ref, parts_ref = self.penalty(out["mu_ref"], out["logvar_ref"], out["z_ref"], step)
         pen_cmd, parts_cmd = self.penalty(out["mu_cmd"], out["logvar_cmd"], out["z_cmd"], step)
         parts = {k: v if k in self.settings else v + parts_cmd[k] for k, v in parts_ref.items()}
-        return {"recon_target": rec_target, "recon_inputs": rec_inputs, **parts,
-                "loss": rec_target + rec_inputs + pen_ref + pen_cmd}
+        return {
+            "recon_target": rec_target,
+            "recon_inputs": rec_inputs,
+            **parts,
+            "loss": rec_target + rec_inputs + pen_ref + pen_cmd,
+        }
 
 
 class VAELoss(Objective):
+    title = "VAE"
+
     def penalty(self, mu, logvar, z, step):
         kl = kl_divergence_per_image(mu, logvar).mean()
         return kl, {"kl": kl}
 
 
 class BetaVAELoss(Objective):
-    defaults = {"beta": 4.0}
+    hyper = ("beta",)
+    title = "β-VAE"
+    label_symbols = {"beta": "β"}
 
     def penalty(self, mu, logvar, z, step):
         kl = kl_divergence_per_image(mu, logvar).mean()
@@ -126,7 +141,9 @@ class BetaVAELoss(Objective):
 class CCIVAELoss(Objective):
     """Burgess et al. (2018): gamma |KL - C|, C rising linearly from 0 to capacity_max."""
 
-    defaults = {"gamma": 1000.0, "capacity_max": 25.0, "capacity_steps": 100000}
+    hyper = ("gamma", "capacity_max", "capacity_steps")
+    title = "CCI-VAE"
+    label_symbols = {"capacity_max": "C"}
     settings = ("capacity",)
 
     def capacity(self, step: int) -> float:
@@ -147,10 +164,12 @@ def permute_dims(z: torch.Tensor) -> torch.Tensor:
 class FactorVAELoss(Objective):
     """Kim & Mnih (2018): KL + gamma TC, TC from a discriminator of q(z) against prod_k q(z_k)."""
 
-    defaults = {"gamma": 40.0, "disc_lr": 1e-4}
+    hyper = ("gamma", "disc_lr")
+    title = "FactorVAE"
+    label_symbols = {"gamma": "γ"}
     HIDDEN, LAYERS, BETAS = 1000, 5, (0.5, 0.9)
 
-    def __init__(self, recon=None, n_train=0, latent_size: int = 10, **hyper):
+    def __init__(self, recon: str, n_train: int = 0, *, latent_size: int, **hyper):
         super().__init__(recon, n_train, **hyper)
         layers: list[nn.Module] = []
         width = latent_size
@@ -159,7 +178,9 @@ class FactorVAELoss(Objective):
             width = self.HIDDEN
         layers.append(nn.Linear(width, 2))  # logits of (from q(z), from prod_k q(z_k))
         self.discriminator = nn.Sequential(*layers)
-        self.disc_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self.disc_lr, betas=self.BETAS)
+        self.disc_optimizer = torch.optim.Adam(
+            self.discriminator.parameters(), lr=self.disc_lr, betas=self.BETAS
+        )
 
     def total_correlation(self, z: torch.Tensor) -> torch.Tensor:
         # Detached weights: the model's loss moves z, never the discriminator.
@@ -191,7 +212,9 @@ class FactorVAELoss(Objective):
 class BetaTCVAELoss(Objective):
     """Chen et al. (2018), minibatch-weighted sampling: MI + beta TC + dimension-wise KL."""
 
-    defaults = {"beta": 6.0}
+    hyper = ("beta",)
+    title = "β-TCVAE"
+    label_symbols = {"beta": "β"}
 
     def decomposition(self, mu, logvar, z) -> dict[str, torch.Tensor]:
         mu, logvar, z = mu.float(), logvar.float(), z.float()
@@ -204,8 +227,11 @@ class BetaTCVAELoss(Objective):
         log_norm = math.log(batch * n)
         log_qz = torch.logsumexp(pairwise.sum(2), dim=1) - log_norm
         log_prod_qzk = (torch.logsumexp(pairwise, dim=1) - log_norm).sum(1)
-        return {"mi": (log_qz_x - log_qz).mean(), "tc": (log_qz - log_prod_qzk).mean(),
-                "dwkl": (log_prod_qzk - log_pz).mean()}
+        return {
+            "mi": (log_qz_x - log_qz).mean(),
+            "tc": (log_qz - log_prod_qzk).mean(),
+            "dwkl": (log_prod_qzk - log_pz).mean(),
+        }
 
     def penalty(self, mu, logvar, z, step):
         parts = self.decomposition(mu, logvar, z)
@@ -216,8 +242,8 @@ class BetaTCVAELoss(Objective):
 class WAELoss(Objective):
     """Tolstikhin et al. (2018) WAE-MMD with prior N(0, prior_var I), plus an L1 penalty on log sigma²."""
 
-    defaults = {"mmd_weight": 10.0, "prior_var": 2.0, "logvar_penalty": 1e-3}
-    recon_default = "mse"
+    hyper = ("mmd_weight", "prior_var", "logvar_penalty")
+    title = "WAE-MMD"
 
     def penalty(self, mu, logvar, z, step):
         prior = torch.randn_like(z, dtype=torch.float32) * math.sqrt(self.prior_var)
@@ -234,8 +260,6 @@ LOSSES: dict[str, type[Objective]] = {
     "btcvae": BetaTCVAELoss,
     "wae": WAELoss,
 }
-# Every loss-specific key: one that the chosen loss does not take is refused.
-LOSS_KEYS = frozenset(k for cls in LOSSES.values() for k in cls.defaults)
 
 
 def loss_class(name: str) -> type[Objective]:
@@ -244,20 +268,19 @@ def loss_class(name: str) -> type[Objective]:
     return LOSSES[name]
 
 
-def objective_config(model_cfg: dict) -> dict:
-    """The model config with the loss's defaults (hyper-parameters, recon) filled in; foreign keys refused."""
-    cls = loss_class(model_cfg.get("loss", "vae"))
-    foreign = sorted((set(model_cfg) & LOSS_KEYS) - set(cls.defaults))
-    if foreign:
-        raise ValueError(f"model keys {foreign} do not apply to loss {model_cfg.get('loss', 'vae')!r}; "
-                         f"it takes {sorted(cls.defaults) or 'none'}")
-    return {**cls.defaults, "recon": cls.recon_default, **model_cfg}
-
-
 def build_objective(model_cfg: dict, n_train: int) -> Objective:
-    """The objective of a VAE-family model config (task unsupervised or composition)."""
-    cfg = objective_config(model_cfg)
-    cls = loss_class(cfg.get("loss", "vae"))
-    hyper = {k: cfg[k] for k in cls.defaults}
-    extra = {"latent_size": int(cfg.get("latent_size", 10))} if cls is FactorVAELoss else {}
-    return cls(recon=cfg["recon"], n_train=n_train, **extra, **hyper)
+    """The objective of a validated model config (every key of its loss present)."""
+    cls = loss_class(model_cfg["loss"])
+    extra = {"latent_size": model_cfg["latent_size"]} if cls is FactorVAELoss else {}
+    return cls(model_cfg["recon"], n_train, **extra, **{k: model_cfg[k] for k in cls.hyper})
+
+
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def loss_label(model_cfg: dict) -> str:
+    """ "β-VAE (β=8)": the loss's title and the hyper-parameters that tell its variants apart."""
+    cls = loss_class(model_cfg["loss"])
+    shown = ", ".join(f"{sym}={_number(model_cfg[key])}" for key, sym in cls.label_symbols.items())
+    return f"{cls.title} ({shown})" if shown else cls.title

@@ -1,9 +1,9 @@
 """The study: a schema-validated config turned into conditions, runs and groups, checked for meaning.
 
-The JSON schema checks keys and types; this module checks what a schema cannot: that datasets,
-factors, conditions, modifiers and models named in one place exist in another, that every split
-is non-empty, and that no run is declared twice. It also turns the schema's errors into one line
-that names the key and what is allowed (schema_error_message).
+The JSON schema checks keys and types and fills in defaults (compgen.config); this module checks
+what a schema cannot: that datasets, factors, conditions, modifiers and models named in one place
+exist in another, that each model suits its task and grid, that every split is non-empty, and that
+no run is declared twice.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from compgen.conditions import Condition, ConditionError, split_masks
 from compgen.datasets import REGISTRY, dataset_grid
 from compgen.datasets.official import resolve_source
 from compgen.datasets.store import DatasetError
 from compgen.grid import Grid
+from compgen.tasks import get_task
+
 
 class StudyError(ValueError):
     """A configuration that is well-formed but does not make sense."""
@@ -41,73 +41,6 @@ def check_output_folder(folder: str | os.PathLike) -> None:
         raise OutputFolderError(f"{existing.absolute()}: not writable; every output goes under {path}/")
 
 
-def schema_error_message(error: BaseException, schema_path: str | os.PathLike) -> str:
-    """One line naming the key and what is allowed, for a failed schema check.
-
-    `error` is what the validator raised (Snakemake's validate wraps jsonschema's ValidationError)."""
-    import jsonschema
-
-    cause = error if isinstance(error, jsonschema.ValidationError) else error.__context__
-    if not isinstance(cause, jsonschema.ValidationError):
-        return str(error)
-    return schema_message(cause, yaml.safe_load(Path(schema_path).read_text()))
-
-
-def _key(path) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _describe_if(schema: dict) -> str:
-    """`{properties: {loss: {const: wae}}}` -> "loss is 'wae'"."""
-    tests = schema.get("properties", {}).items()
-    return " and ".join(f"{k} is {v['const']!r}" for k, v in tests if "const" in v)
-
-
-def schema_message(error, root: dict) -> str:
-    """One line for a jsonschema error: the offending key, what is wrong, what is allowed."""
-    import jsonschema
-
-    where = _key(error.absolute_path)
-    if error.validator in ("additionalProperties", "unevaluatedProperties"):
-        schema, instance = error.schema, error.instance
-        allowed = list(schema.get("properties", {}))
-        only_when: dict[str, list[str]] = {}  # keys of if/then branches that do not apply here
-        for entry in schema.get("allOf", []):
-            if "if" not in entry:
-                continue
-            applies = jsonschema.Draft202012Validator(entry["if"]).is_valid(instance)
-            taken, other = ("then", "else") if applies else ("else", "then")
-            allowed += [k for k in entry.get(taken, {}).get("properties", {}) if k not in allowed]
-            for k in entry.get(other, {}).get("properties", {}):
-                if taken == "else":
-                    only_when.setdefault(k, []).append(_describe_if(entry["if"]))
-        unexpected = [k for k in instance if k not in allowed]
-        key = unexpected[0] if unexpected else "?"
-        what = f"applies only when {' or '.join(only_when[key])}" if key in only_when else "unknown key"
-        return f"config key {_key([*error.absolute_path, key])}: {what}; allowed here: {', '.join(allowed)}"
-    if error.validator == "enum":
-        allowed = ", ".join(map(str, error.validator_value))
-        return f"config key {where}: {error.instance!r} is not allowed; allowed: {allowed}"
-    # Inside an if/then/else branch, say which condition the branch belongs to.
-    branch, condition = list(error.absolute_schema_path), ""
-    if len(branch) >= 2 and branch[-2] in ("then", "else"):
-        parent = root
-        for part in branch[:-2]:
-            parent = parent[part]
-        condition = _describe_if(parent.get("if", {}))
-    if error.validator == "not" and "required" in error.validator_value:
-        key = error.validator_value["required"][0]
-        return f"config key {_key([*error.absolute_path, key])}: applies only when {condition}"
-    if error.validator == "required":
-        key = next(k for k in error.validator_value if k not in error.instance)
-        when = f" when {condition}" if condition else ""
-        return f"config key {_key([*error.absolute_path, key])}: required{when}"
-    return f"config key {where or '(top level)'}: {error.message}"
-
-
 @dataclass(frozen=True)
 class Run:
     dataset: str
@@ -127,7 +60,6 @@ class Run:
 class Group:
     name: str
     title: str
-    members: tuple[tuple[str, str], ...]  # (dataset, condition)
     runs: tuple[Run, ...]
 
 
@@ -229,7 +161,7 @@ class Study:
                 self._check_model(model_name, grid, f"{where}.models[{j}]")
             for cond_name in exp["conditions"]:
                 for model_name in exp["models"]:
-                    for seed in exp.get("seeds", [0, 1, 2]):
+                    for seed in exp["seeds"]:
                         run = self._make_run(exp, dataset, cond_name, model_name, seed)
                         if run.run_id in runs:
                             raise StudyError(
@@ -241,19 +173,16 @@ class Study:
 
     def _check_model(self, name: str, grid: Grid, where: str) -> None:
         model = self.config["models"][name]
-        # The supervised controls train on a fixed regression or reconstruction loss.
-        if model["task"] in ("supervised", "gt_decoder") and model.get("loss", "vae") != "vae":
+        task = get_task(model["task"])
+        if not task.uses_objective and model["loss"] != "vae":
             raise StudyError(
                 f"config key models.{name}.loss: task {model['task']!r} has no VAE objective, "
                 f"so loss {model['loss']!r} does not apply; remove the key"
             )
-        if model["task"] == "composition" and model.get("op") == "fixint":
-            latent = model.get("latent_size", 10)
-            if len(grid.sizes) > latent:
-                raise StudyError(
-                    f"config key models.{name}.latent_size: op 'fixint' needs one latent unit per factor "
-                    f"({len(grid.sizes)} factors, used at {where}) but latent_size is {latent}"
-                )
+        problem = task.check_model(model, grid)
+        if problem:
+            key, what = problem
+            raise StudyError(f"config key models.{name}.{key}: {what} (used at {where})")
 
     def _make_run(self, exp: dict, dataset: str, condition: str, model_name: str, seed: int) -> Run:
         model = dict(self.config["models"][model_name])
@@ -283,9 +212,6 @@ class Study:
         except KeyError:
             raise KeyError(f"no run {run_id} in this study") from None
 
-    def model_label(self, model: str) -> str:
-        return self.config["models"][model].get("label", model)
-
     # -- groups ---------------------------------------------------------------------------
     def _build_groups(self) -> dict[str, Group]:
         declared = self.config.get("groups") or {
@@ -309,19 +235,25 @@ class Study:
             runs = []
             for k, member in enumerate(members):
                 matched = [
-                    r for r in self.runs
+                    r
+                    for r in self.runs
                     if (r.dataset, r.condition) == member and (not wanted_models or r.model in wanted_models)
                 ]
                 if not matched:
-                    trained = sorted({f"{r.dataset}/{r.condition}" for r in self.runs
-                                      if not wanted_models or r.model in wanted_models})
+                    trained = sorted(
+                        {
+                            f"{r.dataset}/{r.condition}"
+                            for r in self.runs
+                            if not wanted_models or r.model in wanted_models
+                        }
+                    )
                     raise StudyError(
                         f"config key groups.{name}.members[{k}]: no run trains on {member[0]}/{member[1]}"
                         + (f" with models {wanted_models}" if wanted_models else "")
                         + f"; allowed: {', '.join(trained) or '(none)'}"
                     )
                 runs.extend(matched)
-            groups[name] = Group(name, spec.get("title", name), members, tuple(runs))
+            groups[name] = Group(name, spec.get("title", name), tuple(runs))
         return groups
 
     # -- what the workflow needs ----------------------------------------------------------

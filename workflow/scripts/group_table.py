@@ -1,5 +1,6 @@
 from compgen.logs import setup_logging
 from compgen.summary import write_group_table
+from compgen.tasks import model_labels
 
 setup_logging(snakemake.log[0])
 write_group_table(
@@ -8,6 +9,6 @@ write_group_table(
     snakemake.output.table,
     snakemake.output.csv,
     title=snakemake.params.title,
-    labels=snakemake.params.labels,
+    labels=model_labels(snakemake.params.models),
     label=f"tab:{snakemake.wildcards.group}",
 )

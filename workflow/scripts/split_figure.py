@@ -1,8 +1,8 @@
 import json
 
+from compgen.conditions.figure import plot_split
 from compgen.datasets.store import read_grid
 from compgen.logs import setup_logging
-from compgen.split_figure import plot_split
 
 setup_logging(snakemake.log[0])
 with open(snakemake.input.summary) as fh:

@@ -45,9 +45,7 @@ def plot_hinton(
         for factor in range(n_factors):
             side = 0.9 * np.sqrt(scale[latent, factor])
             if side > 0:
-                ax.add_patch(
-                    Rectangle((factor - side / 2, latent - side / 2), side, side, color="black")
-                )
+                ax.add_patch(Rectangle((factor - side / 2, latent - side / 2), side, side, color="black"))
     ax.set_xlim(-0.5, n_factors - 0.5)
     ax.set_ylim(n_latents - 0.5, -0.5)
     ax.set_aspect("equal")
@@ -79,7 +77,9 @@ def draw_reconstruction_block(fig, spec, inputs, recons, title: str, row_labels:
             ax.set_xticks([])
             ax.set_yticks([])
             if col < len(images):
-                ax.imshow(_as_display_image(images[col]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.imshow(
+                    _as_display_image(images[col]), cmap="gray", vmin=0, vmax=1, interpolation="nearest"
+                )
             if row == 0 and col == 0:
                 ax.set_title(title, loc="left", fontsize=10)
             if row_labels and col == 0:
@@ -109,8 +109,7 @@ def plot_reconstructions(
         draw_reconstruction_block(fig, outer[s], inputs, recons, name, row_labels=s == 0)
     if title:
         fig.suptitle(title, fontsize=11)
-    fig.subplots_adjust(left=0.3 / figsize[0], right=0.99, bottom=0.03,
-                        top=0.80 if title else 0.88)
+    fig.subplots_adjust(left=0.3 / figsize[0], right=0.99, bottom=0.03, top=0.80 if title else 0.88)
     save_figure(fig, path)
 
 
@@ -166,8 +165,15 @@ def draw_latent_representation(
         density = _density_grid(points, edges_x, edges_y)
         if density.max() <= 0:
             return
-        ax.contour(centres_x, centres_y, density.T, levels=[0.2, 0.6], colors=[colour],
-                   linewidths=[0.7, 1.1], zorder=zorder)
+        ax.contour(
+            centres_x,
+            centres_y,
+            density.T,
+            levels=[0.2, 0.6],
+            colors=[colour],
+            linewidths=[0.7, 1.1],
+            zorder=zorder,
+        )
 
     for held_out, mask in ((False, train_mask), (True, ~train_mask)):
         combos = np.unique(factor_classes[mask][:, [fi, fj]], axis=0)
@@ -181,8 +187,12 @@ def draw_latent_representation(
     ax.set_xlabel(f"z{la} (matched to {factor_names[fi]})")
     ax.set_ylabel(f"z{lb} (matched to {factor_names[fj]})")
     if (~train_mask).any():
-        ax.legend(handles=[Line2D([], [], color=HELD_OUT_COLOUR, label="held out")],
-                  loc="upper right", fontsize=8, framealpha=0.8)
+        ax.legend(
+            handles=[Line2D([], [], color=HELD_OUT_COLOUR, label="held out")],
+            loc="upper right",
+            fontsize=8,
+            framealpha=0.8,
+        )
     return ScalarMappable(norm=norm, cmap=cmap)
 
 
@@ -270,6 +280,8 @@ def plot_traversals(images: np.ndarray, latents: np.ndarray, kl: np.ndarray, pat
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(f"z{int(latents[r])}\nKL {kl[r]:.2f}", fontsize=7, rotation=0, ha="right", va="center")
+                ax.set_ylabel(
+                    f"z{int(latents[r])}\nKL {kl[r]:.2f}", fontsize=7, rotation=0, ha="right", va="center"
+                )
     fig.subplots_adjust(left=1.2 / (1.4 + 0.75 * n_cols), right=0.99, bottom=0.01, top=0.99)
     save_figure(fig, path)

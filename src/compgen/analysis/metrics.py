@@ -6,7 +6,7 @@ Inputs are plain arrays: latents N x L (latent means), factors N x K (values or 
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -107,7 +107,7 @@ def match_latents(importance: np.ndarray) -> list[int]:
     importance = np.asarray(importance, dtype=np.float64)
     rows, cols = linear_sum_assignment(-importance)
     matching = [-1] * importance.shape[1]
-    for latent, factor in zip(rows, cols):
+    for latent, factor in zip(rows, cols, strict=False):
         matching[int(factor)] = int(latent)
     return matching
 

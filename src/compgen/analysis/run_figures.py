@@ -27,7 +27,9 @@ def _latents(arrays: dict, out_path) -> None:
 
 
 def _traversals(arrays: dict, out_path) -> None:
-    figures.plot_traversals(arrays["traversal_images"], arrays["traversal_latents"], arrays["traversal_kl"], out_path)
+    figures.plot_traversals(
+        arrays["traversal_images"], arrays["traversal_latents"], arrays["traversal_kl"], out_path
+    )
 
 
 DRAWERS = {

@@ -66,7 +66,7 @@ def _height_on_screen(points: np.ndarray, camera: int) -> np.ndarray:
     return points[..., 1] * np.cos(e) - points[..., 2] * np.sin(e)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _frame_row(camera: int) -> float:
     """The image row of screen height 0: centres the object's heights over every pose."""
     n_h, n_v = MPI3D_GRID.factor("horizontal_axis").size, MPI3D_GRID.factor("vertical_axis").size
@@ -108,7 +108,7 @@ def object_pixels(camera: int, horizontal, vertical, size: int) -> np.ndarray:
     return _screen(arm_points(horizontal, vertical, size)[3], camera)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def backdrop_shade(camera: int) -> np.ndarray:
     """(64,) brightness per image row: the backdrop above the table's far edge, the table below."""
     e = np.radians(ELEVATIONS[camera])
@@ -129,7 +129,7 @@ def _segment_distance(px, py, a, b):
 _PX, _PY = np.meshgrid(np.arange(SIZE) + 0.5, np.arange(SIZE) + 0.5)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def scene_weights(camera: int, horizontal: int, vertical: int) -> np.ndarray:
     """(64*64, 3) float32: per pixel, the weights of the background, arm and object colours.
 
@@ -165,7 +165,7 @@ def _object_hit(shape: int, r: float, origin, direction):
     return raycast.hit_sphere(origin, direction, [0.0, 0.0, 0.0], r)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def object_sprite(shape: int, size: int, camera: int, phase_x: int, phase_y: int):
     """(coverage, premultiplied shade), (24, 24) float32 each, object centre at pixel 12 + phase."""
     shift = (phase_x / PHASES, phase_y / PHASES)

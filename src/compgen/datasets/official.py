@@ -13,8 +13,8 @@ import os
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import h5py
 import numpy as np
@@ -215,7 +215,7 @@ class OfficialFile:
             self.close()
             raise
 
-    def __enter__(self) -> "OfficialFile":
+    def __enter__(self) -> OfficialFile:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -24,7 +24,7 @@ def prepare_dataset(name: str, settings: dict, out_path: str | os.PathLike) -> N
         "dataset": name,
         "compgen_version": __version__,
         "subsample": subsample,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
     def progress(done: int, total: int) -> None:

@@ -28,7 +28,7 @@ def plot_preview(dataset_path: str | os.PathLike, out_path: str | os.PathLike, t
     n_cols = max(len(r) for r in rows)
     fig = Figure(figsize=(1.1 * n_cols + 1.2, 1.1 * len(rows) + 0.4))
     axes = fig.subplots(len(rows), n_cols, squeeze=False)
-    for k, (factor, indices) in enumerate(zip(grid.factors, rows)):
+    for k, (factor, indices) in enumerate(zip(grid.factors, rows, strict=True)):
         images = read_rows(dataset_path, indices)
         classes = grid.classes(indices)[:, k]
         for j in range(n_cols):

@@ -51,7 +51,7 @@ def _object_hit(shape: int, size: float, origin, direction):
     return raycast.hit_capsule(origin, direction, 0.72 * size, 0.0, 2.6 * size)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def region_weights(scale: float, shape: int, orientation: float) -> np.ndarray:
     """(64*64, 3) float32: per pixel, shaded coverage of the floor, wall and object regions."""
     azimuth = np.radians(CORNER_AZIMUTH + orientation)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import h5py
 import numpy as np
@@ -92,7 +92,9 @@ def _open(path: str | os.PathLike) -> h5py.File:
     return f
 
 
-def read_rows(path: str | os.PathLike, indices: Iterable[int], key: str = "images", block: int = 1024) -> np.ndarray:
+def read_rows(
+    path: str | os.PathLike, indices: Iterable[int], key: str = "images", block: int = 1024
+) -> np.ndarray:
     """Rows `indices` (any order, repeats allowed) of `key`, reading only the blocks that hold them.
 
     h5py's point selection costs about 1 ms per row, so each block of `block` rows that holds a
@@ -136,7 +138,7 @@ def check_dataset(path: str | os.PathLike) -> Grid:
             if tuple(f[key].shape) != shape:
                 raise DatasetError(
                     f"{path}: {key!r} has shape {f[key].shape}, expected {shape} "
-                    f"for the grid {dict(zip(grid.names, grid.sizes))}"
+                    f"for the grid {dict(zip(grid.names, grid.sizes, strict=True))}"
                 )
         if f["images"].dtype != np.uint8:
             raise DatasetError(f"{path}: 'images' has dtype {f['images'].dtype}, expected uint8")
@@ -144,7 +146,7 @@ def check_dataset(path: str | os.PathLike) -> Grid:
         for start in range(0, grid.n, NAN_BLOCK):
             bad = np.isnan(values[start : start + NAN_BLOCK]).any(axis=0)
             if bad.any():
-                names = [name for name, b in zip(grid.names, bad) if b]
+                names = [name for name, b in zip(grid.names, bad, strict=True) if b]
                 raise DatasetError(
                     f"{path}: 'factor_values' has NaN for factor(s) {names} (rows from {start})"
                 )

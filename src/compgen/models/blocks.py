@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -69,7 +69,7 @@ class ConvDecoder(nn.Module):
         layers += [nn.Linear(width, flat), nn.ReLU(), nn.Unflatten(1, self.feature_shape)]
         reversed_channels = list(reversed(conv))
         targets = reversed_channels[1:] + [out_channels]
-        for i, (cin, cout) in enumerate(zip(reversed_channels, targets)):
+        for i, (cin, cout) in enumerate(zip(reversed_channels, targets, strict=False)):
             layers.append(nn.ConvTranspose2d(cin, cout, KERNEL, STRIDE, PADDING))
             if i < len(targets) - 1:
                 layers.append(nn.ReLU())

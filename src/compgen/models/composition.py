@@ -57,8 +57,10 @@ class MLPComposition(nn.Module):
     def __init__(self, n_factors: int, latent_size: int):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(2 * latent_size + n_factors, self.HIDDEN), nn.ReLU(),
-            nn.Linear(self.HIDDEN, self.HIDDEN), nn.ReLU(),
+            nn.Linear(2 * latent_size + n_factors, self.HIDDEN),
+            nn.ReLU(),
+            nn.Linear(self.HIDDEN, self.HIDDEN),
+            nn.ReLU(),
             nn.Linear(self.HIDDEN, latent_size),
         )
         kaiming_init(self)

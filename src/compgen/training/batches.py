@@ -14,12 +14,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# Independent random streams per (run seed, epoch): the purpose of each draw.
+SHUFFLE_STREAM, NOISE_STREAM, VALIDATION_STREAM = 0, 1, 2
+
+
+def derived_seed(seed: int, epoch: int, stream: int) -> int:
+    """Independent 63-bit seeds per (run seed, epoch, purpose)."""
+    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
 
 class Triplets(NamedTuple):
     ref: torch.Tensor | np.ndarray
     cmd: torch.Tensor | np.ndarray
     target: torch.Tensor | np.ndarray
     d: torch.Tensor | np.ndarray
+
+
+def batch_length(batch) -> int:
+    """Items in a batch of rows or of Triplets."""
+    return len(batch.target) if isinstance(batch, Triplets) else len(batch)
+
+
+def batch_slice(batch, part: slice):
+    return Triplets(*(x[part] for x in batch)) if isinstance(batch, Triplets) else batch[part]
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -85,7 +102,9 @@ class CodeTables:
         self.n, self.k, self.sizes = n, k, sizes
         self.classes = t(classes)
         self.flat = t(flat)
-        self.line_order, self.line_start, self.line_count, self.rank = map(t, (line_order, line_start, line_count, rank))
+        self.line_order, self.line_start, self.line_count, self.rank = map(
+            t, (line_order, line_start, line_count, rank)
+        )
         self.value_order, self.value_start, self.value_count = map(t, (value_order, value_start, value_count))
         # has_alternative[r, d]: another code differs from row r in factor d only.
         self.has_alternative = t(line_count.T >= 2)
@@ -135,7 +154,9 @@ class TripletSampler:
         self.tables = CodeTables(train_classes, sizes, device=generator.device)
         self.eligible = torch.nonzero(self.tables.has_alternative.any(1)).flatten()
         if self.eligible.numel() == 0:
-            raise ValueError("no training code has another valid value in any factor: no composition triplets exist")
+            raise ValueError(
+                "no training code has another valid value in any factor: no composition triplets exist"
+            )
 
     @property
     def n_factors(self) -> int:
@@ -151,14 +172,17 @@ class TripletSampler:
         return Triplets(*(t.to(self.device) for t in (ref, cmd, target, d)))
 
 
-def heldout_triplets(grid_sizes, train_classes: np.ndarray, test_classes: np.ndarray, n: int,
-                     generator: torch.Generator) -> Triplets:
+def heldout_triplets(
+    grid_sizes, train_classes: np.ndarray, test_classes: np.ndarray, n: int, generator: torch.Generator
+) -> Triplets:
     """`n` triplets whose target is a held-out (test) code; ref and cmd come from train and test.
 
     Returns numpy int64 full-grid (C-order flat) indices of ref, cmd and target, and d.
     """
     sizes = tuple(int(s) for s in grid_sizes)
-    pool_flat = np.unique(flat_index(np.concatenate([np.asarray(train_classes), np.asarray(test_classes)]), sizes))
+    pool_flat = np.unique(
+        flat_index(np.concatenate([np.asarray(train_classes), np.asarray(test_classes)]), sizes)
+    )
     test_flat = np.unique(flat_index(test_classes, sizes))
     pool_classes = np.stack(np.unravel_index(pool_flat, sizes), axis=1)
     tables = CodeTables(pool_classes, sizes, device=generator.device)
@@ -170,6 +194,8 @@ def heldout_triplets(grid_sizes, train_classes: np.ndarray, test_classes: np.nda
     rows = tables.triplets_from_targets(target, generator)
     flat = tables.flat.cpu().numpy()
     return Triplets(
-        flat[rows.ref.cpu().numpy()], flat[rows.cmd.cpu().numpy()], flat[rows.target.cpu().numpy()],
+        flat[rows.ref.cpu().numpy()],
+        flat[rows.cmd.cpu().numpy()],
+        flat[rows.target.cpu().numpy()],
         rows.d.cpu().numpy().astype(np.int64),
     )

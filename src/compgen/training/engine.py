@@ -1,4 +1,6 @@
-"""The ignite pieces of a training run: step function, batch streams, record keeping, checkpoints.
+"""The ignite pieces of a training run: step function, epoch stream, record keeping, checkpoints.
+
+Everything task-specific (model, objective, batches, loss) comes from the run's Task.
 
 Every random draw of epoch e (shuffle order, triplets, reparameterisation noise) is seeded from
 (seed, e) when the epoch's first batch is drawn, so a run resumed from an epoch-end checkpoint
@@ -16,57 +18,26 @@ import math
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
-import numpy as np
 import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint, DiskSaver
 
-from compgen.losses import Objective, reconstruction_per_image
-from compgen.training.batches import TripletSampler, Triplets, action_onehot, to_float
+from compgen.losses import Objective
+from compgen.tasks import Task, TrainingData
+from compgen.training.batches import NOISE_STREAM, batch_length, batch_slice, derived_seed, to_float
 
 log = logging.getLogger("compgen.training")
 
 CHECKPOINT_PREFIX = "ckpt"
 CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}_epoch(\d+)\.pt$")
-SHUFFLE_STREAM, NOISE_STREAM, VALIDATION_STREAM = 0, 1, 2
 SYNC_EVERY = 100
-# The training part that the validation score mirrors, per task; the best model minimises it.
-SELECTION_PART = {"unsupervised": "recon", "composition": "recon_target", "supervised": "mse", "gt_decoder": "recon"}
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-def derived_seed(seed: int, epoch: int, stream: int) -> int:
-    """Independent 63-bit seeds per (run seed, epoch, purpose)."""
-    return int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
-
-class LossSpec:
-    """What the step and validation need to know about the objective.
-
-    `objective` serves the VAE tasks; `factors` (standardised factor values per training-subset
-    row, on the device) are the targets of `supervised` and the inputs of `gt_decoder`.
-    """
-
-    def __init__(self, task: str, n_factors: int, objective: Objective | None = None, recon: str = "bce",
-                 factors: torch.Tensor | None = None):
-        if task not in SELECTION_PART:
-            raise ValueError(f"unknown task {task!r}; allowed: {', '.join(SELECTION_PART)}")
-        if task in ("unsupervised", "composition") and objective is None:
-            raise ValueError(f"task {task!r} needs an objective")
-        if task in ("supervised", "gt_decoder") and factors is None:
-            raise ValueError(f"task {task!r} needs the standardised factors of the training rows")
-        self.task, self.n_factors, self.objective, self.factors = task, n_factors, objective, factors
-        self.recon = objective.recon if objective is not None else recon
-
-    @property
-    def selection_part(self) -> str:
-        return SELECTION_PART[self.task]
 
 
 class DeviceImages:
@@ -82,73 +53,26 @@ class DeviceImages:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def training_loss(model, batch, images: DeviceImages, spec: LossSpec,
-                  step: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-    """Loss parts of one batch (row indices, or Triplets of rows for composition) and the latent
-    samples an objective trains on after the step (None for the supervised controls)."""
-    if spec.task == "unsupervised":
-        x = images(batch)
-        logits, mu, logvar, z = model(x)
-        return spec.objective.single(logits, x, mu, logvar, z, step), z
-    if spec.task == "composition":
-        ref, cmd, target = images(batch.ref), images(batch.cmd), images(batch.target)
-        out = model.compose(ref, cmd, action_onehot(batch.d, spec.n_factors))
-        return spec.objective.composition(out, ref, cmd, target, step), torch.cat([out["z_ref"], out["z_cmd"]])
-    if spec.task == "supervised":
-        mse = torch.nn.functional.mse_loss(model(images(batch)).float(), spec.factors[batch])
-        return {"mse": mse, "loss": mse}, None
-    rec = reconstruction_per_image(model(spec.factors[batch]), images(batch), spec.recon).mean()
-    return {"recon": rec, "loss": rec}, None
-
-
 def autocast(device: torch.device, amp: bool):
     if amp and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
-def make_train_step(model, optimizer, images: DeviceImages, spec: LossSpec, device: torch.device, amp: bool):
+def make_train_step(model, optimizer, task: Task, data: TrainingData, objective: Objective | None, amp: bool):
     def step(engine: Engine, batch) -> dict[str, torch.Tensor]:
         model.train()
-        with autocast(device, amp):
-            parts, z = training_loss(model, batch, images, spec, engine.state.iteration - 1)
+        with autocast(data.device, amp):
+            parts, z = task.training_loss(model, batch, data, objective, engine.state.iteration - 1)
         optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
         optimizer.step()
-        if z is not None:
-            with autocast(device, amp):
-                parts.update(spec.objective.update(z.detach()))
+        if z is not None and objective is not None:
+            with autocast(data.device, amp):
+                parts.update(objective.update(z.detach()))
         return {k: v.detach() for k, v in parts.items()}
 
     return step
-
-
-def unsupervised_epoch(n_rows: int, fit_rows: torch.Tensor, batch_size: int, steps: int, seed: int):
-    """Epoch e: a seeded permutation of the training rows, cut into `steps` batches."""
-
-    def batches(epoch: int) -> Iterator[torch.Tensor]:
-        g = torch.Generator().manual_seed(derived_seed(seed, epoch, SHUFFLE_STREAM))
-        order = torch.randperm(n_rows, generator=g).to(fit_rows.device)
-        for i in range(steps):
-            yield fit_rows[order[i * batch_size : (i + 1) * batch_size]]
-
-    return batches
-
-
-def composition_epoch(sampler: TripletSampler, fit_rows: torch.Tensor, batch_size: int, steps: int, seed: int):
-    """Epoch e: `steps` batches of triplets from a sampler reseeded with (seed, e).
-
-    The whole epoch is drawn in one call: per-batch calls would cost a dozen small ops per step.
-    """
-
-    def batches(epoch: int) -> Iterator[Triplets]:
-        sampler.generator.manual_seed(derived_seed(seed, epoch, SHUFFLE_STREAM))
-        t = sampler.sample(steps * batch_size)
-        t = Triplets(fit_rows[t.ref], fit_rows[t.cmd], fit_rows[t.target], t.d)
-        for i in range(steps):
-            yield Triplets(*(x[i * batch_size : (i + 1) * batch_size] for x in t))
-
-    return batches
 
 
 class EpochStream:
@@ -166,31 +90,24 @@ class EpochStream:
 
 
 @torch.no_grad()
-def validation_loss(model, rows, images: DeviceImages, spec: LossSpec, device, amp: bool, batch_size: int) -> float:
-    """The selection score at evaluation (z = mu), a mean per image: reconstruction of single
-    images (unsupervised), of the composed target of fixed validation triplets (a Triplets of rows;
-    composition), of images rendered from their factors (gt_decoder), or the factors' MSE (supervised)."""
+def validation_loss(
+    model,
+    task: Task,
+    validation_set,
+    data: TrainingData,
+    objective: Objective | None,
+    amp: bool,
+    batch_size: int,
+) -> float:
+    """The task's selection score over the validation set at evaluation (z = mu), a mean per item."""
     was_training = model.training
     model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    n = len(rows.target) if isinstance(rows, Triplets) else len(rows)
+    total = torch.zeros((), dtype=torch.float64, device=data.device)
+    n = batch_length(validation_set)
     for start in range(0, n, batch_size):
-        with autocast(device, amp):
-            if isinstance(rows, Triplets):
-                part = Triplets(*(r[start : start + batch_size] for r in rows))
-                target = images(part.target)
-                out = model.compose(images(part.ref), images(part.cmd), action_onehot(part.d, spec.n_factors))
-                per_item = reconstruction_per_image(out["recon_target"], target, spec.recon)
-            else:
-                chunk = rows[start : start + batch_size]
-                if spec.task == "unsupervised":
-                    x = images(chunk)
-                    per_item = reconstruction_per_image(model(x)[0], x, spec.recon)
-                elif spec.task == "supervised":
-                    per_item = (model(images(chunk)).float() - spec.factors[chunk]).pow(2).mean(1)
-                else:
-                    per_item = reconstruction_per_image(model(spec.factors[chunk]), images(chunk), spec.recon)
-        total += per_item.sum()
+        with autocast(data.device, amp):
+            part = batch_slice(validation_set, slice(start, start + batch_size))
+            total += task.validation_loss(model, part, data, objective).sum()
     model.train(was_training)
     return float(total) / max(n, 1)
 
@@ -228,17 +145,21 @@ class TrainingRecord:
         if not self._pending:
             return
         keys = list(self._pending[0][2])
-        rows = torch.stack([torch.stack([v[k].float() for k in keys]) for _, _, v in self._pending]).cpu().double()
+        rows = (
+            torch.stack([torch.stack([v[k].float() for k in keys]) for _, _, v in self._pending])
+            .cpu()
+            .double()
+        )
         finite = torch.isfinite(rows).all(1)
         if not bool(finite.all()):
             bad = int((~finite).nonzero()[0, 0])
             iteration, epoch, _ = self._pending[bad]
-            shown = ", ".join(f"{k}={v}" for k, v in zip(keys, rows[bad].tolist()))
+            shown = ", ".join(f"{k}={v}" for k, v in zip(keys, rows[bad].tolist(), strict=False))
             self._pending = []
             raise NonFiniteLossError(
                 f"non-finite loss at iteration {iteration} (epoch {epoch}): {shown}; the last good checkpoint is kept"
             )
-        for k, total in zip(keys, rows.sum(0).tolist()):
+        for k, total in zip(keys, rows.sum(0).tolist(), strict=False):
             self._sums[k] = self._sums.get(k, 0.0) + total
         self._steps += len(self._pending)
         self._pending = []
@@ -256,7 +177,9 @@ class TrainingRecord:
         self.history.append(row)
         if val_score < self.best_val:
             self.best_val, self.best_epoch = val_score, epoch
-            self.best_state = OrderedDict((k, v.detach().cpu().clone()) for k, v in model.state_dict().items())
+            self.best_state = OrderedDict(
+                (k, v.detach().cpu().clone()) for k, v in model.state_dict().items()
+            )
         return row
 
     def state_dict(self) -> dict:
@@ -281,9 +204,9 @@ def attach_record(trainer: Engine, record: TrainingRecord) -> None:
 
     @trainer.on(Events.ITERATION_COMPLETED)
     def accumulate(engine: Engine) -> None:
-        batch = engine.state.batch
-        record.add_step(engine.state.output, len(batch.target if isinstance(batch, Triplets) else batch),
-                        engine.state.iteration, engine.state.epoch)
+        record.add_step(
+            engine.state.output, batch_length(engine.state.batch), engine.state.iteration, engine.state.epoch
+        )
 
 
 def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
@@ -295,7 +218,9 @@ def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
     return max(found)[1] if found else None
 
 
-def attach_checkpointing(trainer: Engine, to_save: dict, checkpoint_dir: str | Path, every: int) -> Checkpoint:
+def attach_checkpointing(
+    trainer: Engine, to_save: dict, checkpoint_dir: str | Path, every: int
+) -> Checkpoint:
     """Full state every `every` epochs; older files (also from earlier processes) are removed."""
     handler = Checkpoint(
         to_save,

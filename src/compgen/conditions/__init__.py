@@ -8,7 +8,7 @@ Modifiers are filters that shrink the grid on both sides before the condition ap
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +17,6 @@ from compgen.grid import Grid
 
 # Factor values come from linspace; thresholds in configs are written with finite precision.
 TOLERANCE = 1e-6
-THRESHOLDS = ("gt", "ge", "lt", "le")
 
 
 class ConditionError(ValueError):
@@ -37,10 +36,9 @@ class Condition:
     modifiers: tuple[tuple[str, tuple[dict, ...]], ...] = ()
     factors: tuple[str, ...] = ()  # the two factors a figure shows; derived when empty
     description: str = ""
-    extra: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_params(cls, params: dict) -> "Condition":
+    def from_params(cls, params: dict) -> Condition:
         """Rebuild from `Study.condition_params` (plain values passed through the workflow)."""
         return cls(
             name=params["name"],
@@ -215,10 +213,11 @@ def _check_split(npz_path, grid: Grid, train, test, sizes, summary) -> None:
         sizes_differ = recorded.get("factor_sizes", list(grid.sizes)) != list(grid.sizes)
         names_differ = recorded.get("factor_names", list(grid.names)) != list(grid.names)
         if summary.get("n_total", grid.n) != grid.n or sizes_differ or names_differ:
+            names, sizes = recorded.get("factor_names", []), recorded.get("factor_sizes", [])
+            recorded_grid = zip(names, sizes, strict=False)
             refuse(
-                f"its summary records {summary.get('n_total')} images on grid "
-                f"{dict(zip(recorded.get('factor_names', []), recorded.get('factor_sizes', [])))}, "
-                f"the dataset has {grid.n} on {dict(zip(grid.names, grid.sizes))}"
+                f"its summary records {summary.get('n_total')} images on grid {dict(recorded_grid)}, "
+                f"the dataset has {grid.n} on {dict(zip(grid.names, grid.sizes, strict=True))}"
             )
         if (summary.get("n_train", train.size), summary.get("n_test", test.size)) != (train.size, test.size):
             refuse(

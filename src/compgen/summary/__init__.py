@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -56,26 +56,61 @@ def _flatten_numeric(scores: Mapping, prefix: str = "") -> Iterable[tuple[str, f
 
 
 # Keys of scores.json that describe the analysis rather than score the model.
-NOT_METRICS = ("run_id", "preset", "samples")
+NOT_METRICS = ("run_id", "preset", "samples", "provenance")
+
+
+def provenance_columns(scores: Mapping) -> dict[str, object]:
+    """What defines a run, as flat columns ("model.beta", "training.lr", "versions.torch",
+    "data.source", "data.sha256", ...) so that any row of a table can be read alone."""
+    columns: dict[str, object] = {"analysis.preset": scores["preset"]} if "preset" in scores else {}
+
+    def flatten(value, name: str) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                flatten(inner, f"{name}.{key}" if name else str(key))
+        elif isinstance(value, (list, tuple)):
+            columns[name] = json.dumps(value)
+        else:
+            columns[name] = value
+
+    flatten(scores.get("provenance", {}), "")
+    return columns
 
 
 def collect_scores(entries: list[dict]) -> pd.DataFrame:
-    """Tidy frame, one row per (run, metric); lists, strings and booleans are skipped."""
+    """Tidy frame, one row per (run, metric), with the run's provenance columns; lists, strings
+    and booleans among the scores are skipped."""
     rows = []
     for entry in entries:
         run = {column: entry[column] for column in RUN_COLUMNS}
         metrics = {k: v for k, v in entry["scores"].items() if k not in NOT_METRICS}
+        context = provenance_columns(entry["scores"])
         for metric, value in _flatten_numeric(metrics):
-            rows.append({**run, "metric": metric, "value": value})
-    tidy = pd.DataFrame(rows, columns=TIDY_COLUMNS)
+            rows.append({**run, "metric": metric, "value": value, **context})
+    tidy = pd.DataFrame(rows)
+    extra = sorted(set(tidy.columns) - set(TIDY_COLUMNS))
+    tidy = tidy.reindex(columns=TIDY_COLUMNS + extra)
     return tidy.astype({"value": "float64"})
 
 
+def _one_value(values: pd.Series):
+    """A provenance column over a run's seeds: its value, or every distinct value joined by "; "."""
+    distinct = values.dropna().astype(str).unique()
+    if len(distinct) == 1:
+        return values.dropna().iloc[0]
+    return "; ".join(sorted(distinct)) if len(distinct) else None
+
+
 def aggregate(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Mean, sample std (ddof=1; NaN for one seed) and number of seeds with a finite value."""
-    grouped = tidy.groupby(GROUP_COLUMNS + ["metric"], sort=False)["value"]
-    out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
-    return out.astype({"n_seeds": "int64"})
+    """Mean, sample std (ddof=1; NaN for one seed) and number of seeds with a finite value, with
+    the provenance columns the seeds share."""
+    keys = GROUP_COLUMNS + ["metric"]
+    grouped = tidy.groupby(keys, sort=False)
+    out = grouped["value"].agg(mean="mean", std="std", n_seeds="count")
+    context = [c for c in tidy.columns if c not in TIDY_COLUMNS]
+    if context:
+        out = out.join(grouped[context].agg(_one_value))
+    return out.reset_index().astype({"n_seeds": "int64"})
 
 
 def _significant(x: float, digits: int = 3) -> str:
@@ -134,7 +169,7 @@ def group_table(
     for metric, heading in columns.items():
         mean = means[metric] if metric in means else pd.Series(np.nan, index=index)
         std = stds[metric] if metric in stds else pd.Series(np.nan, index=index)
-        cells[heading] = [_mean_std_cell(m, s) for m, s in zip(mean, std)]
+        cells[heading] = [_mean_std_cell(m, s) for m, s in zip(mean, std, strict=True)]
         bold[heading] = _best_mask(mean, metric in lower_is_better).to_numpy()
 
     cells.index = pd.MultiIndex.from_tuples(
@@ -142,9 +177,7 @@ def group_table(
     )
     bold.index = cells.index
 
-    styler = cells.style.apply(
-        lambda column: np.where(bold[column.name], "textbf:--rwrap;", ""), axis=0
-    )
+    styler = cells.style.apply(lambda column: np.where(bold[column.name], "textbf:--rwrap;", ""), axis=0)
     return styler.to_latex(
         hrules=True,
         caption=latex_escape(caption),
@@ -171,17 +204,19 @@ def load_entries(runs: list[dict], score_paths: list[str | os.PathLike]) -> list
     if len(runs) != len(score_paths):
         raise ValueError(f"{len(runs)} runs but {len(score_paths)} score files")
     entries = []
-    for run, score_path in zip(runs, score_paths):
+    for run, score_path in zip(runs, score_paths, strict=True):
         with open(score_path) as f:
             scores = json.load(f)
-        entries.append({
-            "run_id": run["run_id"],
-            "dataset": run["dataset"],
-            "condition": run["condition"],
-            "model": run["model_name"],
-            "seed": run["seed"],
-            "scores": scores,
-        })
+        entries.append(
+            {
+                "run_id": run["run_id"],
+                "dataset": run["dataset"],
+                "condition": run["condition"],
+                "model": run["model_name"],
+                "seed": run["seed"],
+                "scores": scores,
+            }
+        )
     return entries
 
 
@@ -197,6 +232,21 @@ def write_study_csv(
     write_csv(aggregate(tidy), aggregated_path)
 
 
+def distinct_labels(tidy: pd.DataFrame, labels: dict[str, str]) -> pd.Series:
+    """The model column shown by label; where two models of one (dataset, condition) share a
+    label, each gets its name in brackets, so their rows never merge."""
+    shown = tidy["model"].map(lambda model: labels.get(model, model))
+    models = tidy[["dataset", "condition", "model"]].assign(label=shown).drop_duplicates()
+    clash = models.duplicated(["dataset", "condition", "label"], keep=False)
+    renamed = {
+        (r.dataset, r.condition, r.model): f"{r.label} [{r.model}]" for r in models[clash].itertuples()
+    }
+    keys = zip(tidy["dataset"], tidy["condition"], tidy["model"], strict=True)
+    return pd.Series(
+        [renamed.get(key, label) for key, label in zip(keys, shown, strict=True)], index=tidy.index
+    )
+
+
 def write_group_table(
     runs: list[dict],
     score_paths: list[str | os.PathLike],
@@ -210,6 +260,6 @@ def write_group_table(
 ) -> None:
     """A group's LaTeX table (models shown by their labels) and mean/std of all its scores."""
     tidy = collect_scores(load_entries(runs, score_paths))
-    tidy["model"] = tidy["model"].map(lambda model: labels.get(model, model))
+    tidy["model"] = distinct_labels(tidy, labels)
     write_table(group_table(tidy, columns, lower_is_better, caption=title, label=label), table_path)
     write_csv(aggregate(tidy), csv_path)

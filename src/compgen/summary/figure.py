@@ -23,17 +23,26 @@ def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike],
     n = len(panels)
     height = 0.6 + ROW_HEIGHT * n + (0.3 if title else 0.0)
     fig = Figure(figsize=(13.0, height))
-    grid = fig.add_gridspec(n, 3, width_ratios=[IMAGES_PER_STRIP, IMAGES_PER_STRIP, 3.2], wspace=0.25, hspace=0.45)
+    widths = [IMAGES_PER_STRIP, IMAGES_PER_STRIP, 3.2]
+    grid = fig.add_gridspec(n, 3, width_ratios=widths, wspace=0.25, hspace=0.45)
     for row, panel in enumerate(panels):
         arrays = load_arrays(panel["arrays"])
         k = IMAGES_PER_STRIP
         draw_reconstruction_block(
-            fig, grid[row, 0], arrays["recon_train_inputs"][:k], arrays["recon_train_outputs"][:k],
-            f"{panel['label']}: training", row_labels=True,
+            fig,
+            grid[row, 0],
+            arrays["recon_train_inputs"][:k],
+            arrays["recon_train_outputs"][:k],
+            f"{panel['label']}: training",
+            row_labels=True,
         )
         draw_reconstruction_block(
-            fig, grid[row, 1], arrays["recon_test_inputs"][:k], arrays["recon_test_outputs"][:k],
-            "held out", row_labels=False,
+            fig,
+            grid[row, 1],
+            arrays["recon_test_inputs"][:k],
+            arrays["recon_test_outputs"][:k],
+            "held out",
+            row_labels=False,
         )
         ax = fig.add_subplot(grid[row, 2])
         draw_latent_representation(ax, **latent_plot_inputs(arrays))
@@ -42,6 +51,7 @@ def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike],
         ax.yaxis.label.set_size(8)
     if title:
         fig.suptitle(title, fontsize=12)
-    fig.subplots_adjust(left=0.04, right=0.98, bottom=0.35 / height, top=1 - (0.75 if title else 0.3) / height)
+    top = 1 - (0.75 if title else 0.3) / height
+    fig.subplots_adjust(left=0.04, right=0.98, bottom=0.35 / height, top=top)
     for path in out_paths:
         save_figure(fig, path)

@@ -31,7 +31,9 @@ def _tick_labels(factor) -> list[str]:
     return list(factor.labels) if factor.labels else [f"{v:.3g}" for v in factor.values]
 
 
-def plot_split(grid: Grid, split_path, factors: tuple[str, str], out_path: str | os.PathLike, title: str = "") -> None:
+def plot_split(
+    grid: Grid, split_path, factors: tuple[str, str], out_path: str | os.PathLike, title: str = ""
+) -> None:
     train, test = load_split(split_path)
     axes = (grid.axis(factors[0]), grid.axis(factors[1]))
     n_train, n_test = cell_counts(grid, train, axes), cell_counts(grid, test, axes)
@@ -40,7 +42,8 @@ def plot_split(grid: Grid, split_path, factors: tuple[str, str], out_path: str |
     rows, cols = state.shape
     fig = Figure(figsize=(3.2 + 0.18 * cols, max(2.6, 1.6 + 0.18 * rows)))
     ax = fig.subplots()
-    ax.imshow(state, cmap=ListedColormap(STATE_COLOURS), vmin=0, vmax=3, aspect="auto", interpolation="nearest")
+    cmap = ListedColormap(STATE_COLOURS)
+    ax.imshow(state, cmap=cmap, vmin=0, vmax=3, aspect="auto", interpolation="nearest")
     # Thin white lines between cells, so single combinations can be counted.
     ax.set_xticks(np.arange(-0.5, cols), minor=True)
     ax.set_yticks(np.arange(-0.5, rows), minor=True)
@@ -57,13 +60,14 @@ def plot_split(grid: Grid, split_path, factors: tuple[str, str], out_path: str |
     ax.set_xticks(range(0, cols, step_c), _tick_labels(fj)[::step_c], fontsize=7, rotation=90)
     ax.set_ylabel(fi.name)
     ax.set_xlabel(fj.name)
-    ax.set_title(
-        f"{title}\ntrain {train.size:,} · held out {test.size:,} · total {grid.n:,}", fontsize=9
-    )
+    ax.set_title(f"{title}\ntrain {train.size:,} · held out {test.size:,} · total {grid.n:,}", fontsize=9)
     present = sorted(set(np.unique(state).tolist()))
     ax.legend(
         handles=[Patch(color=STATE_COLOURS[s], label=STATE_NAMES[s]) for s in present],
-        loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=7, frameon=False,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize=7,
+        frameon=False,
     )
     fig.tight_layout()
     save_figure(fig, out_path)

@@ -1,0 +1,149 @@
+"""What the generic training and analysis code asks of a task.
+
+A task decides what a model is (`build_model`), how it learns (the objective, the batches, the
+loss of a batch, the validation score that selects the best epoch), what analysis reads off it
+(`encode`, the R² it is scored by, extra scores) and which per-run figures apply. Engine, run,
+evaluate and study only ever call these methods; a new task is one module plus `register`.
+
+Planning a study reads only a task's class attributes and `check_model`, so task modules import
+torch, models and metrics inside the methods that use them: the workflow plans without loading them.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+
+from compgen.grid import Grid
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from compgen.losses import Objective
+
+
+@dataclass
+class TrainingData:
+    """The training subset of one run, on its device.
+
+    `images(rows)` gives float images of training-subset rows; `factors[rows]` their standardised
+    factor values; `recon` the reconstruction loss; `classes` their factor classes; `fit` and `val` (sorted numpy rows) the parts
+    that are trained on and that select the best epoch.
+    """
+
+    grid: Grid
+    train_flat: np.ndarray
+    classes: np.ndarray
+    fit: np.ndarray
+    val: np.ndarray
+    images: Callable[[torch.Tensor], torch.Tensor]
+    factors: torch.Tensor
+    recon: str
+    device: torch.device
+    seed: int
+
+    @property
+    def n_factors(self) -> int:
+        return len(self.grid.sizes)
+
+    @property
+    def fit_rows(self) -> torch.Tensor:
+        import torch
+
+        return torch.as_tensor(self.fit, device=self.device)
+
+
+class Task(abc.ABC):
+    name: ClassVar[str]
+    # Architecture keys of the model config that this task's model is built from.
+    parts: ClassVar[tuple[str, ...]] = ("encoder", "decoder")
+    # Trained with a VAE-family objective (the `loss` key applies).
+    uses_objective: ClassVar[bool] = True
+    # Latent metrics (DCI, MIG, readout R²) apply: the model has a representation to read.
+    has_representation: ClassVar[bool] = True
+    # The training part the validation score mirrors; the best epoch minimises it.
+    selection_part: ClassVar[str] = "recon"
+    figures: ClassVar[tuple[str, ...]] = ("curves", "reconstructions", "hinton", "latents", "traversals")
+
+    # -- configuration --------------------------------------------------------------------
+    def check_model(self, model_cfg: dict, grid: Grid) -> tuple[str, str] | None:
+        """(the model key at fault, what is wrong in one sentence) for a config that does not suit
+        this grid; None if it does."""
+        return None
+
+    def label(self, model_cfg: dict) -> str:
+        """The model's name in tables and figures when the config gives none."""
+        from compgen.losses import loss_label
+
+        return loss_label(model_cfg)
+
+    @abc.abstractmethod
+    def build_model(self, model_cfg: dict, image_shape: tuple[int, int, int], n_factors: int) -> nn.Module:
+        """A freshly initialised model for images of (H, W, C)."""
+
+    # -- training -------------------------------------------------------------------------
+    def objective(self, model_cfg: dict, n_fit: int) -> Objective | None:
+        from compgen.losses import build_objective
+
+        return build_objective(model_cfg, n_train=n_fit) if self.uses_objective else None
+
+    def epoch_batches(self, data: TrainingData, batch_size: int, steps: int) -> Callable[[int], Iterator]:
+        """Epoch e: a seeded permutation of the fitted rows, cut into `steps` batches."""
+        import torch
+
+        from compgen.training.batches import SHUFFLE_STREAM, derived_seed
+
+        fit_rows, n, seed = data.fit_rows, data.fit.size, data.seed
+
+        def batches(epoch: int) -> Iterator[torch.Tensor]:
+            g = torch.Generator().manual_seed(derived_seed(seed, epoch, SHUFFLE_STREAM))
+            order = torch.randperm(n, generator=g).to(fit_rows.device)
+            for i in range(steps):
+                yield fit_rows[order[i * batch_size : (i + 1) * batch_size]]
+
+        return batches
+
+    def validation_set(self, data: TrainingData):
+        """What `validation_loss` is evaluated on, in slices: by default the validation rows."""
+        import torch
+
+        return torch.as_tensor(data.val, device=data.device)
+
+    @abc.abstractmethod
+    def training_loss(
+        self, model, batch, data: TrainingData, objective: Objective | None, step: int
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Loss parts of one batch (with "loss", the one minimised, and `selection_part`) and the
+        latent samples the objective trains its own parameters on after the step (or None)."""
+
+    @abc.abstractmethod
+    def validation_loss(self, model, batch, data: TrainingData, objective: Objective | None) -> torch.Tensor:
+        """Per-item selection score of a slice of the validation set, at evaluation (z = mu)."""
+
+    # -- analysis -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def encode(
+        self, model, images: torch.Tensor, codes: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What analysis reads off a batch: (latents, reconstruction logits or None).
+
+        `codes` are the batch's standardised factor values."""
+
+    def r2_scores(
+        self, grid: Grid, z_train, v_train, z_test, v_test, codes_train, codes_test, varying: list[int]
+    ) -> dict[str, list[float]]:
+        """Per-factor R²: {"r2_test": ...} and optionally {"r2_train": ...}. By default a readout
+        from the latent means, fitted on training images, scored on held-out ones."""
+        from compgen.analysis import metrics
+
+        value_ranges, full_variance = metrics.grid_value_stats([f.values for f in grid.factors])
+        return {"r2_test": metrics.readout_r2(z_train, v_train, z_test, v_test, value_ranges, full_variance)}
+
+    def extra_scores(self, model, inputs) -> dict[str, float]:
+        """Task-specific scores; `inputs` is the analysis' AnalysisInputs."""
+        return {}

@@ -11,7 +11,8 @@ SRC = os.path.join(workflow.basedir, "src")
 sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")])))
 
-from compgen.config import ConfigError, validate_config  # noqa: E402  (needs SRC on the path)
+# Importable once SRC is on the path.
+from compgen.config import ConfigError, check_config_files, validate_config  # noqa: E402
 
 
 # The library of SPEC §3 conditions is always the base; a study config is merged on top of it.
@@ -25,7 +26,10 @@ if not workflow.overwrite_configfiles:
 
 
 try:
-    # Snakemake's validate, filling in the schema's defaults; a failure is one line naming the key.
+    # Every config file read again, strictly (Snakemake keeps the last of a key given twice and
+    # would hang on an alias bomb); then Snakemake's validate, filling in the schema's defaults.
+    # A failure is one line naming the file or the key.
+    check_config_files(workflow.configfiles)
     validate_config(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None

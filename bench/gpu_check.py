@@ -67,6 +67,7 @@ def main(argv=None) -> None:
         "condition": "sqr2tx",
         "model_name": "abdi_fixint",
         "seed": 0,
+        "threads": torch.get_num_threads(),
         "model": complete_model(
             {"task": "composition", "op": "fixint", "encoder": "abdi", "decoder": "abdi"}
         ),

@@ -140,6 +140,7 @@ def bench_engine_vs_bare(device, reps: int, steps: int, amp: bool, seed: int) ->
             "condition": "sqr2tx",
             "model_name": "abdi_fixint",
             "seed": seed,
+            "threads": torch.get_num_threads(),
             "model": complete_model(
                 {"task": "composition", "op": "fixint", "encoder": "abdi", "decoder": "abdi"}
             ),

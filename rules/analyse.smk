@@ -16,6 +16,8 @@ rule analyse:
     resources:
         mem_mb=8000,
     params:
+        # Pinned (not snakemake.threads, which --cores may lower): scores must not depend on --cores.
+        threads=2,
         preset=config["analysis"]["preset"],
         n_images=config["analysis"]["n_images"],
     script:

@@ -1,10 +1,19 @@
+import errno
+
 import h5py
 import numpy as np
 import pytest
 
 from compgen.datasets import REGISTRY
 from compgen.datasets.prepare import prepare_dataset
-from compgen.datasets.store import DatasetError, check_dataset, read_grid, read_provenance, read_rows
+from compgen.datasets.store import (
+    DatasetError,
+    check_dataset,
+    read_grid,
+    read_provenance,
+    read_rows,
+    write_dataset,
+)
 
 
 def _neighbours(grid, rng, n=40):
@@ -119,4 +128,47 @@ def test_failed_generation_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(store.Grid, "values", explode)
     with pytest.raises(RuntimeError):
         prepare_dataset("circles", {"source": "procedural"}, path)
+    assert list(tmp_path.iterdir()) == []
+
+
+ENOSPC = OSError(errno.ENOSPC, "No space left on device")
+# What h5py raises on a full disk: the errno inside the message, and a second error on closing.
+H5PY_ENOSPC = OSError(
+    "Can't synchronously write data (file write failed: errno = 28, error message = 'No space left on device')"
+)
+
+
+@pytest.mark.parametrize("error,close_fails", [(ENOSPC, False), (H5PY_ENOSPC, False), (ENOSPC, True)])
+def test_a_full_disk_is_reported_as_such_and_leaves_nothing(tmp_path, monkeypatch, error, close_fails):
+    writes = []
+    write, close = h5py.Dataset.__setitem__, h5py.File.close
+
+    def write_until_full(self, key, value):
+        writes.append(key)
+        if len(writes) > 3:  # the first block's images, classes and values are written
+            raise error
+        write(self, key, value)
+
+    def close_with_refcount_error(self):
+        close(self)
+        raise RuntimeError("Can't decrement id ref count (file write failed: errno = 28)")
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", write_until_full)
+    if close_fails:
+        monkeypatch.setattr(h5py.File, "close", close_with_refcount_error)
+    path = tmp_path / "circles.h5"
+    grid = REGISTRY["circles"].grid.subsample({"x": 2, "y": 2})
+    with pytest.raises(DatasetError, match=f"^no space left on device while writing {path}$"):
+        write_dataset(path, grid, lambda classes: REGISTRY["circles"].render(grid, classes), {}, batch=64)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_write_errors_are_not_called_a_full_disk(tmp_path, monkeypatch):
+    def fail(self, key, value):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", fail)
+    grid = REGISTRY["circles"].grid
+    with pytest.raises(OSError, match="Input/output error"):
+        write_dataset(tmp_path / "circles.h5", grid, lambda c: REGISTRY["circles"].render(grid, c), {})
     assert list(tmp_path.iterdir()) == []

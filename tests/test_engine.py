@@ -7,7 +7,7 @@ import torch
 
 from compgen.config import complete_model, complete_training
 from compgen.tasks import TASKS, build_model, load_trained
-from compgen.training.engine import latest_checkpoint
+from compgen.training.checkpoints import checkpoints, latest_checkpoint
 from compgen.training.run import fit, setup_run, train_run, write_outputs
 
 
@@ -23,6 +23,7 @@ def make_run(task="unsupervised", epochs=3, lr=1e-3, model_keys=None, **training
         "condition": "corner",
         "model_name": "kim",
         "seed": 3,
+        "threads": 1,
         "model": complete_model(model),
         "training": complete_training(
             {"epochs": epochs, "batch_size": 8, "lr": lr, "device": "cpu", **training}
@@ -116,7 +117,8 @@ class Killed(Exception):
 def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, loss):
     dataset, split = data
     run = make_run("composition", epochs=3, model_keys={"loss": loss})
-    train_run(dataset, split, run, tmp_path / "straight", tmp_path / "ckpt_straight")
+    straight = setup_run(dataset, split, run)
+    write_outputs(straight, tmp_path / "straight", fit(straight, tmp_path / "ckpt_straight"))
 
     task_class = type(TASKS["composition"])
     real_loss, calls = task_class.training_loss, []
@@ -132,8 +134,9 @@ def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, loss
         train_run(dataset, split, run, tmp_path / "resumed", tmp_path / "ckpt_resumed")
     monkeypatch.setattr(task_class, "training_loss", real_loss)
     assert latest_checkpoint(tmp_path / "ckpt_resumed").name == "ckpt_epoch2.pt"
-    summary = train_run(dataset, split, run, tmp_path / "resumed", tmp_path / "ckpt_resumed")
-    assert summary["resumed_from_epoch"] == 2
+    resumed = setup_run(dataset, split, run)
+    assert fit(resumed, tmp_path / "ckpt_resumed") == 2
+    write_outputs(resumed, tmp_path / "resumed", 2)
 
     a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
     b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
@@ -143,7 +146,7 @@ def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, loss
     log_a = pd.read_csv(tmp_path / "straight" / "train_log.csv").drop(columns=["images_per_s", "seconds"])
     log_b = pd.read_csv(tmp_path / "resumed" / "train_log.csv").drop(columns=["images_per_s", "seconds"])
     pd.testing.assert_frame_equal(log_a, log_b)
-    assert [p.name for p in (tmp_path / "ckpt_resumed").iterdir()] == ["ckpt_epoch3.pt"]
+    assert [p.name for p in checkpoints(tmp_path / "ckpt_resumed")] == ["ckpt_epoch3.pt", "ckpt_epoch2.pt"]
     # Everything else the run trains (FactorVAE's discriminator and both optimisers) ends identical too.
     ckpt_a = torch.load(tmp_path / "ckpt_straight" / "ckpt_epoch3.pt", weights_only=True)
     ckpt_b = torch.load(tmp_path / "ckpt_resumed" / "ckpt_epoch3.pt", weights_only=True)
@@ -190,10 +193,3 @@ def test_non_finite_loss_stops_with_step_and_parts(data, tmp_path, monkeypatch):
         train_run(dataset, split, make_run(), tmp_path / "out", tmp_path / "ckpt")
     assert latest_checkpoint(tmp_path / "ckpt").name == "ckpt_epoch1.pt"
     assert not (tmp_path / "out" / "model.pt").exists()
-
-
-def test_checkpoint_of_another_configuration_is_not_resumed(data, tmp_path):
-    dataset, split = data
-    train_run(dataset, split, make_run(epochs=1), tmp_path / "a", tmp_path / "ckpt")
-    summary = train_run(dataset, split, make_run(epochs=1, lr=5e-4), tmp_path / "b", tmp_path / "ckpt")
-    assert summary["resumed_from_epoch"] == 0

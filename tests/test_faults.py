@@ -23,7 +23,7 @@ import yaml
 
 from compgen.conditions import load_split
 from compgen.datasets.store import DatasetError, check_dataset
-from compgen.training.engine import latest_checkpoint
+from compgen.training.checkpoints import latest_checkpoint
 from compgen.training.pause import PAUSE_AT, PAUSE_MARKER
 from conftest import ROOT
 

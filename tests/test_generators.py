@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from compgen.datasets import REGISTRY, mpi3d, shapes3d, sprites
+from compgen.datasets.blank import BlankCheck
 from compgen.datasets.prepare import prepare_dataset
-from compgen.datasets.store import check_dataset, read_provenance, read_rows
+from compgen.datasets.store import check_dataset, read_provenance, read_rows, write_dataset
 
 
 def test_shapes3d_grid_is_the_official_one():
@@ -184,3 +185,33 @@ def test_prepare_generates_subsampled_grids(tmp_path, name, subsample, sizes):
     assert np.array_equal(read_rows(path, idx), fam.render(grid, grid.classes(idx)))
     prov = read_provenance(path)
     assert prov["source"] == "procedural" and prov["generator_version"] == fam.generator_version
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY))
+def test_no_factor_value_renders_blank_images(name):
+    """The blank-image check that every written dataset passes, on each full grid (3 images per
+    value: rendering shapes3d's costs about 40 ms an image)."""
+    fam = REGISTRY[name]
+    check = BlankCheck(fam.grid, per_value=3)
+    images = fam.render(fam.grid, fam.grid.classes(check.rows))
+    for i, row in enumerate(check.rows):
+        check.see(int(row), images[i : i + 1])
+    assert check.blank_value() is None
+
+
+def test_a_blank_factor_value_is_found_on_a_small_grid():
+    """Few images per value on a subsampled grid: every one of them is checked."""
+    grid = REGISTRY["circles"].grid.subsample({"x": 8, "y": 16})
+    check = BlankCheck(grid)
+    images = REGISTRY["circles"].render(grid, grid.all_classes())
+    images[grid.all_classes()[:, 1] == 1] = 0
+    check.see(0, images)
+    assert check.blank_value() == "y = " + f"{grid.factor('y').values[1]:g}"
+
+
+def test_blocks_without_sampled_rows_pass_the_blank_check(tmp_path):
+    """On a large grid most blocks hold none of the few rows sampled per value."""
+    grid = REGISTRY["circles"].grid
+    assert BlankCheck(grid).rows.size < grid.n // 2
+    write_dataset(tmp_path / "circles.h5", grid, lambda c: REGISTRY["circles"].render(grid, c), {}, batch=5)
+    assert check_dataset(tmp_path / "circles.h5") == grid

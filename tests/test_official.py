@@ -2,6 +2,8 @@
 
 import copy
 import hashlib
+import os
+import re
 import zipfile
 
 import h5py
@@ -336,3 +338,82 @@ def test_study_refuses_a_missing_official_file_at_plan_time(tmp_path):
     config["datasets"]["dsprites"] = {"source": "official", "path": str(tmp_path / "gone.npz")}
     with pytest.raises(StudyError, match=r"datasets.dsprites.source: .*gone.npz.*not found"):
         Study(config)
+
+
+def _dangling_link(tmp_path):
+    path = tmp_path / "3dshapes.h5"
+    path.symlink_to(tmp_path / "share" / "3dshapes.h5")  # the share is not mounted
+    return path, "dangling symbolic link"
+
+
+def _link_loop(tmp_path):
+    path = tmp_path / "3dshapes.h5"
+    path.symlink_to(path)
+    return path, "cannot be read"
+
+
+def _directory(tmp_path):
+    path = tmp_path / "3dshapes.h5"
+    path.mkdir()  # also what an unreadable file looks like to root: open() fails
+    return path, "not a regular file"
+
+
+def _fifo(tmp_path):
+    path = tmp_path / "3dshapes.h5"
+    os.mkfifo(path)
+    return path, "not a regular file"
+
+
+def _dangling_folder(tmp_path):
+    (tmp_path / "raw").symlink_to(tmp_path / "unmounted")
+    return tmp_path / "raw" / "3dshapes.h5", "dangling symbolic link"
+
+
+def _file_as_folder(tmp_path):
+    (tmp_path / "raw").write_text("not a folder")
+    return tmp_path / "raw" / "3dshapes.h5", "cannot be read"
+
+
+UNUSABLE = [_dangling_link, _link_loop, _directory, _fifo, _dangling_folder, _file_as_folder]
+
+
+@pytest.mark.parametrize("make", UNUSABLE, ids=lambda make: make.__name__.strip("_"))
+def test_an_unusable_official_path_is_an_error_not_a_fallback(tmp_path, make):
+    """Something at the official path that cannot be read is an error in `auto` too; only nothing
+    at all there falls back to the generator."""
+    path, message = make(tmp_path)
+    for source in ("auto", "official"):
+        with pytest.raises(DatasetError, match=f"{re.escape(str(path))}.*{message}"):
+            resolve_source("shapes3d", {"source": source, "path": str(path)})
+    out = tmp_path / "data.h5"
+    with pytest.raises(DatasetError, match=re.escape(str(path))):
+        prepare_dataset("shapes3d", {"path": str(path)}, out)  # auto by default
+    _expect_nothing_written(out)
+    config = copy.deepcopy(load_config(ROOT / "config/demo.yaml"))
+    config["datasets"]["dsprites"] = {"source": "auto", "path": str(path)}
+    with pytest.raises(StudyError, match=f"datasets.dsprites.source: {re.escape(str(path))}"):
+        Study(config)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_official_file_is_an_error(tmp_path):
+    path = tmp_path / "3dshapes.h5"
+    path.touch(mode=0o000)
+    with pytest.raises(DatasetError, match=f"{re.escape(str(path))}.*cannot be read"):
+        resolve_source("shapes3d", {"source": "auto", "path": str(path)})
+
+
+def test_provenance_records_the_source_used(tmp_path, monkeypatch):
+    fam = REGISTRY["mpi3d"]
+    monkeypatch.setitem(REGISTRY, "mpi3d", DatasetFamily("mpi3d", MPI3D, fam.render, fam.generator_version))
+    source = tmp_path / "mpi3d_toy.npz"
+    fabricate("mpi3d", source)
+    link = tmp_path / "link.npz"
+    link.symlink_to(source)
+    prepare_dataset("mpi3d", {"path": str(link)}, tmp_path / "official.h5")
+    prov = read_provenance(tmp_path / "official.h5")
+    assert prov["source"] == "official" and prov["file"] == str(link)
+    assert prov["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    prepare_dataset("mpi3d", {"path": str(tmp_path / "absent.npz")}, tmp_path / "generated.h5")
+    prov = read_provenance(tmp_path / "generated.h5")
+    assert prov["source"] == "procedural" and "file" not in prov and "sha256" not in prov

@@ -87,6 +87,7 @@ def test_a_task_registered_from_a_test_trains_and_is_analysed_by_the_generic_cod
         "condition": "corner",
         "model_name": "ae",
         "seed": 1,
+        "threads": 1,
         "model": {
             "task": toy_task.name,
             "encoder": "kim",

@@ -18,7 +18,7 @@ import torch
 from compgen.analysis.arrays import load_arrays
 from compgen.conditions import SplitError, load_split
 from compgen.tasks import load_trained
-from compgen.training.engine import resume_from_checkpoint
+from compgen.training.checkpoints import resume_from_checkpoint
 from conftest import ROOT
 
 SCANNED = sorted(
@@ -150,9 +150,10 @@ def test_a_model_file_with_a_pickled_object_is_refused(tmp_path):
 
 def test_a_checkpoint_with_a_pickled_object_is_refused(tmp_path):
     torch.save({"record": CreatesFileWhenUnpickled(tmp_path / "pwned")}, tmp_path / "ckpt_epoch3.pt")
-    with pytest.raises(pickle.UnpicklingError):
-        resume_from_checkpoint({}, tmp_path, "fingerprint", "cpu")
-    assert not (tmp_path / "pwned").exists()
+    # Never unpickled: set aside like any unreadable checkpoint, and training starts afresh.
+    assert resume_from_checkpoint({}, tmp_path, "fingerprint", "cpu") == 0
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "ckpt_epoch3.pt").exists()
+    assert (tmp_path / "set-aside" / "ckpt_epoch3.pt").exists()
 
 
 def test_split_and_analysis_arrays_with_objects_are_refused(tmp_path):

@@ -146,7 +146,11 @@ SCHEMA_ERRORS = [
         _DELETE,
         "config key models.vae_fixint.op: required when task is 'composition'",
     ),
-    (("models", "my-vae"), {"task": "unsupervised"}, "config key models: 'my-vae' does not match"),
+    (
+        ("models", "my-vae"),
+        {"task": "unsupervised"},
+        "config key models: 'my-vae' is not allowed; expected a name of letters, digits and underscores",
+    ),
     (
         ("conditions", "dsprites", "sqr2tx", "test", 0, "above"),
         1,
@@ -340,3 +344,23 @@ def test_model_training_overrides_win(base):
     config["models"]["vae"]["training"] = {"epochs": 7}
     run = Study(config).run("dsprites", "sqr2tx", "vae", 0)
     assert run.spec["training"]["epochs"] == 7 and "training" not in run.spec["model"]
+
+
+def test_experiments_with_the_same_name_are_refused(base):
+    """Each experiment is a default group and figure by its name: a second one would replace it."""
+    config = copy.deepcopy(base)
+    config["experiments"].append(dict(config["experiments"][1], name="dsprites", models=["vae"]))
+    with pytest.raises(StudyError) as err:
+        Study(config)
+    assert str(err.value) == (
+        "config key experiments[2].name: 'dsprites' is already the name of experiments[0]; "
+        "each experiment needs its own name"
+    )
+
+
+def test_a_group_member_listed_twice_is_refused(base):
+    config = copy.deepcopy(base)
+    member = {"dataset": "dsprites", "condition": "sqr2tx"}
+    config["groups"] = {"twice": {"members": [member, dict(member)]}}
+    with pytest.raises(StudyError, match=r"groups.twice.members\[1\]: dsprites/sqr2tx is already members\[0\]"):
+        Study(config)

@@ -141,7 +141,14 @@ class Study:
     def _build_runs(self) -> list[Run]:
         runs: dict[str, Run] = {}
         models = self.config["models"]
+        named: dict[str, int] = {}  # name -> index; the name keys its default group and figure
         for i, exp in enumerate(self.config["experiments"]):
+            first = named.setdefault(exp["name"], i)
+            if first != i:
+                raise StudyError(
+                    f"config key experiments[{i}].name: {exp['name']!r} is already the name of "
+                    f"experiments[{first}]; each experiment needs its own name"
+                )
             where = f"experiments[{i}] ({exp['name']})"
             dataset = exp["dataset"]
             if dataset not in self.grids:
@@ -202,6 +209,8 @@ class Study:
             "seed": seed,
             "model": model,
             "training": training,
+            # The run's intra-op threads: pinned from its resources, not from what the scheduler grants.
+            "threads": resources["cpus"],
         }
         return Run(dataset, condition, model_name, seed, exp["name"], spec, resources)
 
@@ -225,6 +234,12 @@ class Study:
         groups = {}
         for name, spec in declared.items():
             members = tuple((m["dataset"], m["condition"]) for m in spec["members"])
+            for k, member in enumerate(members):
+                if member in members[:k]:
+                    raise StudyError(
+                        f"config key groups.{name}.members[{k}]: {member[0]}/{member[1]} is already "
+                        f"members[{members.index(member)}]; each member may appear once"
+                    )
             wanted_models = spec.get("models")
             for model in wanted_models or []:
                 if model not in self.config["models"]:

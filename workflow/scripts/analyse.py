@@ -4,7 +4,7 @@ from compgen.analysis.evaluate import analyse_run
 from compgen.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+torch.set_num_threads(snakemake.params.threads)
 analyse_run(
     snakemake.input.data,
     snakemake.input.split,

@@ -1,10 +1,8 @@
-import torch
-
 from compgen.logs import setup_logging
 from compgen.training.run import train_run
 
 setup_logging(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+# Training pins its own thread count (the run's `threads`), whatever --cores grants.
 train_run(
     snakemake.input.data,
     snakemake.input.split,

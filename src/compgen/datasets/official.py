@@ -4,12 +4,15 @@ Files are checked before anything is written: keys, shapes, dtypes, labels formi
 grid in C order, and the integrity of every zip member read. Images are then streamed in blocks,
 so a 12.7 GB file is never held in memory. Nothing is ever unpickled: npz arrays are read with
 `allow_pickle=False` or through their .npy headers, and dSprites' pickled `metadata` is never read.
+Nothing outside an array is read either: a .npy header must match its zip entry's size, and an
+HDF5 key must be a dataset stored in the file (no external link, external storage or virtual dataset).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import struct
 import zipfile
 import zlib
@@ -42,7 +45,12 @@ def official_path(name: str, settings: dict) -> Path | None:
 
 
 def resolve_source(name: str, settings: dict) -> tuple[str, Path | None]:
-    """('official', path) or ('procedural', None), as `datasets.<name>.source` and the disk say."""
+    """('official', path) or ('procedural', None), as `datasets.<name>.source` and the disk say.
+
+    In `auto`, only nothing at all at the path falls back to the generator: a dangling link (an
+    unmounted share), a folder or an unreadable file there is an error, so the data cannot switch
+    silently between the official file and the generator from one run to the next.
+    """
     source = settings.get("source", "auto")
     path = official_path(name, settings)
     if source == "procedural":
@@ -50,15 +58,41 @@ def resolve_source(name: str, settings: dict) -> tuple[str, Path | None]:
     if source == "official":
         if path is None:
             raise DatasetError(f"dataset {name!r} has no official release; use source: procedural")
-        if not path.is_file():
+        if not _present(name, path):
             raise DatasetError(
                 f"{path}: official {name} file not found (expected {Path(OFFICIAL_FILES[name]).name} "
                 f"at datasets.{name}.path, default {OFFICIAL_FILES[name]})"
             )
         return "official", path
     if source == "auto":
-        return ("official", path) if path is not None and path.is_file() else ("procedural", None)
+        return ("official", path) if path is not None and _present(name, path) else ("procedural", None)
     raise DatasetError(f"datasets.{name}.source: {source!r}; allowed: auto, procedural, official")
+
+
+def _present(name: str, path: Path) -> bool:
+    """True if a readable regular file is at `path`, False if nothing is there; else an error."""
+    fix = f"fix it, or set datasets.{name}.source: procedural to generate {name} instead"
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        link = next((p for p in (path, *path.parents) if p.is_symlink() and not p.exists()), None)
+        if link is None:
+            return False
+        where = "" if link == path else f"{link} is "
+        raise DatasetError(
+            f"{path}: {where}a dangling symbolic link to {os.readlink(link)} (an unmounted share?); {fix}"
+        ) from None
+    except OSError as err:  # a link loop, a file where a folder should be, a folder we cannot enter
+        raise DatasetError(f"{path}: official {name} file cannot be read ({err.strerror}); {fix}") from err
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a pipe, socket or device"
+        raise DatasetError(f"{path}: not a regular file but {kind}; {fix}")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise DatasetError(f"{path}: official {name} file cannot be read ({err.strerror}); {fix}") from err
+    return True
 
 
 # -- reading arrays without loading them -----------------------------------------------------
@@ -101,6 +135,20 @@ class _NpzArrays:
             raise DatasetError(f"{self.path}: {key!r} holds Python objects; refusing to unpickle it")
         if fortran:
             raise DatasetError(f"{self.path}: {key!r} is stored in Fortran order, expected C order")
+        # A header claiming more rows than its member holds would have the rows read from whatever
+        # follows the member in the archive, which the member's CRC does not cover.
+        info = self.zip.getinfo(f"{key}.npy")
+        declared = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if declared != info.file_size:
+            raise DatasetError(
+                f"{self.path}: {key!r} declares {declared} bytes in its .npy header, its zip entry "
+                f"holds {info.file_size} (shape {tuple(shape)} of {dtype}: crafted or corrupted)"
+            )
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise DatasetError(
+                f"{self.path}: {key!r} is stored uncompressed in {info.compress_size} bytes "
+                f"but its zip entry says {info.file_size}"
+            )
         return tuple(shape), dtype, offset
 
     def load(self, key: str) -> np.ndarray:
@@ -193,6 +241,44 @@ def _check_grid(path: Path, key: str, labels: np.ndarray, expected: np.ndarray, 
         )
 
 
+def _h5_dataset(path: Path, f: h5py.File, key: str) -> h5py.Dataset:
+    """f[key], if it is a dataset whose data is in `f` itself.
+
+    External links, virtual datasets and external storage all make HDF5 read other files, so a
+    crafted file could copy any file on the machine (/etc/passwd, say) into the prepared dataset.
+    """
+    link = f.get(key, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        raise DatasetError(
+            f"{path}: {key!r} is an external link to {link.filename}:{link.path}, expected a dataset "
+            "in the file; refusing to read outside it"
+        )
+    try:
+        obj = f.get(key)
+    except READ_ERRORS as err:
+        raise DatasetError(f"{path}: cannot open {key!r} ({err})") from err
+    if obj is None:  # only a link to nothing; a missing key was reported before
+        target = link.path if isinstance(link, h5py.SoftLink) else "nothing"
+        raise DatasetError(f"{path}: {key!r} is a broken link to {target}, expected a dataset")
+    if not isinstance(obj, h5py.Dataset):
+        kind = "a group" if isinstance(obj, h5py.Group) else "a named datatype"
+        raise DatasetError(f"{path}: {key!r} is {kind}, expected a dataset")
+    if obj.id.fileno != f.id.fileno:  # reached through a soft link to an external link
+        raise DatasetError(
+            f"{path}: {key!r} is stored in another file ({obj.file.filename}); refusing to read outside it"
+        )
+    if obj.is_virtual:
+        raise DatasetError(
+            f"{path}: {key!r} is a virtual dataset (mapped from other files); refusing to read outside it"
+        )
+    if obj.external:
+        files = ", ".join(sorted({str(name) for name, *_ in obj.external}))
+        raise DatasetError(
+            f"{path}: {key!r} has external storage in {files}; refusing to read outside the file"
+        )
+    return obj
+
+
 # -- the three formats -----------------------------------------------------------------------
 
 
@@ -261,15 +347,15 @@ class OfficialFile:
             ) from err
         self._image_key = "images"
         _expect_keys(self.path, set(f.keys()), ("images", "labels"))
-        self._image_rows(f["images"].shape, f["images"].dtype)
+        images, labels_ds = _h5_dataset(self.path, f, "images"), _h5_dataset(self.path, f, "labels")
+        self._image_rows(images.shape, images.dtype)
         labels_shape = (self.grid.n, len(self.grid.sizes))
-        _expect(self.path, "labels", labels_shape, "f", f["labels"].shape, f["labels"].dtype)
+        _expect(self.path, "labels", labels_shape, "f", labels_ds.shape, labels_ds.dtype)
         try:
-            labels = f["labels"][:]
+            labels = labels_ds[:]
         except READ_ERRORS as err:
             raise DatasetError(f"{self.path}: cannot read 'labels' ({err})") from err
         _check_grid(self.path, "labels", labels, self.grid.values(self.grid.all_classes()), self.grid)
-        images = f["images"]
         self._span = lambda a, b: images[a:b]
         self._verify_keys = ()
 
@@ -328,4 +414,4 @@ def convert_official(
         def read(classes: np.ndarray) -> np.ndarray:
             return official.images(full_grid.index(grid.full_classes(classes)))
 
-        write_dataset(out_path, grid, read, provenance, progress=progress)
+        write_dataset(out_path, grid, read, provenance, progress=progress, origin=str(source_path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -11,10 +12,12 @@ import h5py
 import numpy as np
 
 from compgen.atomic import atomic_path
+from compgen.datasets.blank import PER_VALUE, BlankCheck
 from compgen.grid import Grid
 
 LAYOUT_VERSION = 1
 CHUNK_IMAGES = 256  # images per HDF5 chunk: small enough for random access by index
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class DatasetError(ValueError):
@@ -28,12 +31,25 @@ def write_dataset(
     provenance: dict,
     batch: int = 4096,
     progress: Callable[[int, int], None] | None = None,
+    origin: str | None = None,
 ) -> None:
     """Render every grid cell in C order, `batch` images at a time, into `path` atomically.
 
     `render(classes)` gets an (n x K) block of grid classes and returns n x H x W x C uint8 images.
+    A factor value whose sampled images are all blank is refused, naming `origin` (the file the
+    images come from; `path` by default). A full disk is reported as such, leaving nothing behind.
     """
+    try:
+        _write(path, grid, render, provenance, batch, progress, origin or str(path))
+    except (OSError, RuntimeError) as err:
+        if _no_space(err):
+            raise DatasetError(f"no space left on device while writing {path}") from err
+        raise
+
+
+def _write(path, grid, render, provenance, batch, progress, origin) -> None:
     n, shape = grid.n, grid.image_shape
+    blank = BlankCheck(grid)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             images = f.create_dataset(
@@ -50,12 +66,38 @@ def write_dataset(
                         f"{path}: renderer returned {block.shape} {block.dtype}, "
                         f"expected {(stop - start, *shape)} uint8"
                     )
+                blank.see(start, block)
                 images[start:stop] = block
                 classes_ds[start:stop] = classes
                 values_ds[start:stop] = grid.values(classes)
                 if progress:
                     progress(stop, n)
+            if (value := blank.blank_value()) is not None:
+                raise DatasetError(
+                    f"{origin}: every sampled image with {value} is blank (all pixels equal; up to "
+                    f"{PER_VALUE} checked per value): the images of that value are missing or damaged"
+                )
             _write_attrs(f, grid, provenance)
+
+
+def _no_space(err: BaseException | None) -> bool:
+    """Whether `err`, or an error it was raised while handling, is a full disk (or quota).
+
+    h5py reports it as an OSError whose text (not always its errno) says so, and closing the file
+    afterwards raises a RuntimeError about reference counts that hides the first error.
+    """
+    for _ in range(8):  # the chain of causes is short; a bound guards against a cycle
+        if err is None:
+            return False
+        text = str(err).lower()
+        if (
+            getattr(err, "errno", None) in NO_SPACE
+            or "no space left on device" in text
+            or "quota exceeded" in text
+        ):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _write_attrs(f: h5py.File, grid: Grid, provenance: dict) -> None:

@@ -85,7 +85,6 @@ class CompositionModel(nn.Module):
         if op not in COMPOSITION_OPS:
             raise ValueError(f"unknown composition op {op!r}; allowed: {', '.join(sorted(COMPOSITION_OPS))}")
         self.vae = vae
-        self.op_name = op
         self.n_factors = n_factors
         self.op = COMPOSITION_OPS[op](n_factors, latent_size)
 

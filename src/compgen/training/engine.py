@@ -1,4 +1,5 @@
-"""The ignite pieces of a training run: step function, epoch stream, record keeping, checkpoints.
+"""The ignite pieces of a training run: step function, epoch stream, record keeping (checkpoints:
+compgen.training.checkpoints).
 
 Everything task-specific (model, objective, batches, loss) comes from the run's Task.
 
@@ -15,15 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import torch
 from ignite.engine import Engine, Events
-from ignite.handlers import Checkpoint, DiskSaver
 
 from compgen.losses import Objective
 from compgen.tasks import Task, TrainingData
@@ -31,8 +29,6 @@ from compgen.training.batches import NOISE_STREAM, batch_length, batch_slice, de
 
 log = logging.getLogger("compgen.training")
 
-CHECKPOINT_PREFIX = "ckpt"
-CHECKPOINT_PATTERN = re.compile(rf"^{CHECKPOINT_PREFIX}_epoch(\d+)\.pt$")
 SYNC_EVERY = 100
 
 
@@ -207,52 +203,3 @@ def attach_record(trainer: Engine, record: TrainingRecord) -> None:
         record.add_step(
             engine.state.output, batch_length(engine.state.batch), engine.state.iteration, engine.state.epoch
         )
-
-
-def latest_checkpoint(checkpoint_dir: str | Path) -> Path | None:
-    found = []
-    for path in Path(checkpoint_dir).glob(f"{CHECKPOINT_PREFIX}_epoch*.pt"):
-        match = CHECKPOINT_PATTERN.match(path.name)
-        if match:
-            found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
-
-
-def attach_checkpointing(
-    trainer: Engine, to_save: dict, checkpoint_dir: str | Path, every: int
-) -> Checkpoint:
-    """Full state every `every` epochs; older files (also from earlier processes) are removed."""
-    handler = Checkpoint(
-        to_save,
-        DiskSaver(checkpoint_dir, atomic=True, create_dir=True, require_empty=False),
-        filename_prefix=CHECKPOINT_PREFIX,
-        filename_pattern="{filename_prefix}_epoch{global_step}.{ext}",
-        global_step_transform=lambda engine, _: engine.state.epoch,
-        n_saved=1,
-    )
-    trainer.add_event_handler(Events.EPOCH_COMPLETED(every=every), handler)
-
-    @trainer.on(Events.EPOCH_COMPLETED(every=every))
-    def remove_older(engine: Engine) -> None:
-        keep = latest_checkpoint(checkpoint_dir)
-        for path in Path(checkpoint_dir).glob(f"{CHECKPOINT_PREFIX}_epoch*.pt"):
-            if path != keep:
-                path.unlink(missing_ok=True)
-
-    return handler
-
-
-def resume_from_checkpoint(to_load: dict, checkpoint_dir: str | Path, fingerprint: str, device) -> int:
-    """Load the latest checkpoint if it belongs to this run; returns the epoch it ended (0 if none)."""
-    path = latest_checkpoint(checkpoint_dir)
-    if path is None:
-        return 0
-    state = torch.load(path, map_location=device, weights_only=True)
-    if state.get("record", {}).get("fingerprint") != fingerprint:
-        log.warning("%s belongs to a different run configuration; starting afresh", path)
-        for old in Path(checkpoint_dir).glob(f"{CHECKPOINT_PREFIX}_epoch*.pt"):
-            old.unlink(missing_ok=True)
-        return 0
-    Checkpoint.load_objects(to_load=to_load, checkpoint=state)
-    log.info("resumed from %s", path)
-    return int(state["trainer"]["iteration"]) // int(state["trainer"]["epoch_length"])

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
@@ -28,21 +27,27 @@ import torch
 from ignite.engine import Engine, Events
 
 import compgen
-from compgen.atomic import atomic_path, write_json
+from compgen.atomic import atomic_path, save_torch, write_json
 from compgen.conditions import load_split
 from compgen.datasets.store import check_dataset, read_provenance, read_rows
 from compgen.losses import Objective
 from compgen.tasks import Task, TrainingData, get_task
 from compgen.training.batches import images_to_tensor
+from compgen.training.checkpoints import (
+    RunLock,
+    attach_checkpointing,
+    clear_checkpoints,
+    file_sha256,
+    fingerprint,
+    resume_from_checkpoint,
+)
 from compgen.training.device import device_name, resolve_device
 from compgen.training.engine import (
     DeviceImages,
     EpochStream,
     TrainingRecord,
-    attach_checkpointing,
     attach_record,
     make_train_step,
-    resume_from_checkpoint,
     validation_loss,
 )
 from compgen.training.pause import attach_pause
@@ -82,6 +87,8 @@ class TrainingRun:
     amp: bool
     dataset_path: str
     split_path: str
+    data_sha256: str
+    split_sha256: str
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -130,8 +137,13 @@ def load_training_data(
 
 
 def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None) -> TrainingRun:
-    """Data, model, optimiser, objective and the ignite trainer of one run, seeded."""
+    """Data, model, optimiser, objective and the ignite trainer of one run, seeded.
+
+    The intra-op thread count is the run's own (`threads`, from its resources), not what the
+    scheduler grants: reductions over another number of threads give other weights."""
     cfg, model_cfg, seed = run["training"], run["model"], int(run["seed"])
+    torch.set_num_threads(int(run["threads"]))
+    data_sha256, split_sha256 = file_sha256(dataset_path), file_sha256(split_path)
     device = resolve_device(cfg["device"])
     amp = bool(cfg["amp"]) and device.type == "cuda"
     if device.type == "cuda":
@@ -153,7 +165,7 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
     if cfg["max_steps_per_epoch"]:
         steps = min(steps, int(cfg["max_steps_per_epoch"]))
     trainer = Engine(make_train_step(model, optimizer, task, data, objective, amp))
-    record = TrainingRecord(json.dumps(run, sort_keys=True), task.selection_part)
+    record = TrainingRecord(fingerprint(run, split_sha256, data_sha256), task.selection_part)
     attach_record(trainer, record)
     attach_pause(trainer)
 
@@ -195,12 +207,15 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
         amp,
         str(dataset_path),
         str(split_path),
+        data_sha256,
+        split_sha256,
     )
 
 
 def fit(training: TrainingRun, checkpoint_dir: str | os.PathLike | None) -> int:
-    """Train to the configured epochs; with a checkpoint folder, resume from and save to it.
-    Returns the epoch training resumed from (0: from scratch)."""
+    """Train to the configured epochs; with a checkpoint folder, resume from and save to it (the
+    caller holds its RunLock, as train_run does). Returns the epoch training resumed from (0: from
+    scratch)."""
     resumed_epoch = 0
     if checkpoint_dir is not None:
         to_save = training.checkpoint_state()
@@ -238,9 +253,12 @@ def summarise(training: TrainingRun, resumed_epoch: int) -> dict:
         "resumed_from_epoch": resumed_epoch,
         "wall_seconds": time.perf_counter() - training.started,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "threads": torch.get_num_threads(),
         "data": {
             "path": training.dataset_path,
             "split": training.split_path,
+            "sha256": training.data_sha256,
+            "split_sha256": training.split_sha256,
             **read_provenance(training.dataset_path),
         },
     }
@@ -272,8 +290,7 @@ def write_outputs(training: TrainingRun, out_dir: str | os.PathLike, resumed_epo
         "run": training.run,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "model.pt") as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, out_dir / "model.pt")
     with atomic_path(out_dir / "train_log.csv") as tmp:
         pd.DataFrame(record.history).to_csv(tmp, index=False)
     summary = summarise(training, resumed_epoch)
@@ -282,7 +299,11 @@ def write_outputs(training: TrainingRun, out_dir: str | os.PathLike, resumed_epo
 
 
 def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> dict:
-    """Train one model and write its outputs; returns run.json's content."""
-    training = setup_run(dataset_path, split_path, run)
-    resumed_epoch = fit(training, checkpoint_dir)
-    return write_outputs(training, out_dir, resumed_epoch)
+    """Train one model and write its outputs; returns run.json's content. Holds the run's lock
+    throughout; a finished run leaves no checkpoint behind, so running it again starts afresh."""
+    with RunLock(checkpoint_dir, run["run_id"]):
+        training = setup_run(dataset_path, split_path, run)
+        resumed_epoch = fit(training, checkpoint_dir)
+        summary = write_outputs(training, out_dir, resumed_epoch)
+        clear_checkpoints(checkpoint_dir)
+    return summary

@@ -1,0 +1,47 @@
+"""Blank images: a factor value whose images are all constant (every pixel equal) is a damaged file
+or a broken generator, not data. Checked cheaply on a seeded sample of a few images per value."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compgen.grid import Grid
+
+PER_VALUE = 8  # images sampled per factor value (all of them where a value has fewer)
+
+
+class BlankCheck:
+    """Sees the images as they are written (`see`), then names a value whose sample is all blank."""
+
+    def __init__(self, grid: Grid, per_value: int = PER_VALUE, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.grid = grid
+        self.groups: list[tuple[int, int, np.ndarray]] = []  # (factor, class, sampled rows)
+        for k, size in enumerate(grid.sizes):
+            for c in range(size):
+                if grid.n // size <= per_value:  # a small (subsampled) grid: every image of the value
+                    codes = grid.all_classes()
+                    codes = codes[codes[:, k] == c]
+                else:
+                    codes = rng.integers(0, grid.sizes, size=(per_value, len(grid.sizes)))
+                    codes[:, k] = c
+                self.groups.append((k, c, np.unique(grid.index(codes))))
+        self.rows = np.unique(np.concatenate([rows for *_, rows in self.groups]))
+        self.constant = np.zeros(self.rows.size, dtype=bool)
+
+    def see(self, start: int, images: np.ndarray) -> None:
+        """Images of rows start, start + 1, ... (n x H x W x C)."""
+        lo, hi = np.searchsorted(self.rows, [start, start + len(images)])
+        if lo == hi:  # most blocks of a large grid hold no sampled row
+            return
+        flat = images[self.rows[lo:hi] - start].reshape(hi - lo, -1)
+        self.constant[lo:hi] = (flat == flat[:, :1]).all(axis=1)
+
+    def blank_value(self) -> str | None:
+        """'factor = value' of the first value whose sampled images are all blank, or None."""
+        for k, c, rows in self.groups:
+            if self.constant[np.searchsorted(self.rows, rows)].all():
+                factor = self.grid.factors[k]
+                label = factor.labels[c] if factor.labels else f"{factor.values[c]:g}"
+                return f"{factor.name} = {label}"
+        return None

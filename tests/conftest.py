@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,28 @@ from compgen.grid import Factor, Grid
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
 TEST_CONFIGS = ROOT / "tests/configs"
+
+
+def snakemake_command(workdir, *args, snakefile=None) -> list[str]:
+    """The README's snakemake command with this checkout's Snakefile, run in `workdir`."""
+    snakefile = snakefile or ROOT / "Snakefile"
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        *args,
+    ]
+
+
+def run_snakemake(workdir, *args, timeout=900, **kwargs) -> subprocess.CompletedProcess:
+    """snakemake_command, run to completion with its output captured."""
+    return subprocess.run(
+        snakemake_command(workdir, *args), capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def load_test_config(name: str) -> dict:

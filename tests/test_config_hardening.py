@@ -2,8 +2,6 @@
 twice, alias bombs, integers written as floats, names with a trailing newline. Each is refused
 with one line naming the file or key before any job starts."""
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -11,7 +9,7 @@ import yaml
 
 from compgen.config import MAX_CONFIG_VALUES, ConfigError, check_config_files, check_config_size
 from compgen.study import StudyError
-from conftest import ROOT, SCHEMA, load_config, validate_config
+from conftest import ROOT, SCHEMA, load_config, run_snakemake, validate_config
 
 # A study of its own (no conditions library needed); under Snakemake the library merges in beside it.
 STUDY = """\
@@ -45,15 +43,7 @@ def snakemake_dry_run(tmp_path, text: str, timeout=120) -> tuple[str, str]:
     """`snakemake -n` with this config; the timeout is only a safety net against a hang."""
     path = tmp_path / "study.yaml"
     path.write_text(text)
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")),
-            *("--directory", str(tmp_path), "--configfile", str(path), "--cores", "1", "-n"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    done = run_snakemake(tmp_path, "--configfile", str(path), "--cores", "1", "-n", timeout=timeout)
     out = done.stdout + done.stderr
     assert done.returncode != 0, out
     assert "Building DAG" not in out and not (tmp_path / "results").exists()

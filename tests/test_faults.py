@@ -25,7 +25,7 @@ from compgen.conditions import load_split
 from compgen.datasets.store import DatasetError, check_dataset
 from compgen.training.checkpoints import latest_checkpoint
 from compgen.training.pause import PAUSE_AT, PAUSE_MARKER
-from conftest import ROOT
+from conftest import ROOT, snakemake_command
 
 pytestmark = pytest.mark.workflow
 
@@ -43,9 +43,7 @@ SAFETY_TIMEOUT = 600  # seconds; only ever reached when something is broken, nev
 
 def command(workdir: Path, *extra: str) -> list[str]:
     # The README's command, pointed at the test's directory; the default profile adds --rerun-incomplete.
-    snakefile, config = str(ROOT / "Snakefile"), str(CONFIG_FILE)
-    return [sys.executable, "-m", "snakemake", "--snakefile", snakefile, "--directory", str(workdir),
-            "--configfile", config, "--cores", "2", *extra, TARGET]  # fmt: skip
+    return snakemake_command(workdir, "--configfile", str(CONFIG_FILE), "--cores", "2", *extra, TARGET)
 
 
 def environment(pause_at: int | None = None, marker: Path | None = None) -> dict:

@@ -3,13 +3,10 @@
 How long planning takes is measured by bench/plan.py, not asserted here: a wall-clock limit
 fails on a loaded machine for reasons that have nothing to do with the code."""
 
-import subprocess
-import sys
-
 import pytest
 
 from compgen.study import Study
-from conftest import ROOT, load_config
+from conftest import ROOT, load_config, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -18,20 +15,7 @@ THOUSAND_RUNS = ROOT / "tests/configs/load.yaml"  # 4 conditions x 25 models x 1
 
 def plan(workdir, *config) -> dict[str, int]:
     """Jobs planned per rule (and `total`) by a dry run in the empty folder `workdir`."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        *config,
-        "--cores",
-        "2",
-        "-n",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = run_snakemake(workdir, *config, "--cores", "2", "-n", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     counts = {}

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, TEST_CONFIGS
+from conftest import TEST_CONFIGS, run_snakemake
 
 
 def test_an_uncaught_exception_goes_to_the_log_file_and_stderr(tmp_path):
@@ -35,21 +35,9 @@ def test_keyboard_interrupt_is_left_to_python(tmp_path):
 
 
 def snakemake(workdir, *args):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "1",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return run_snakemake(
+        workdir, "--configfile", str(workdir / "config.yaml"), "--cores", "1", *args, timeout=600
+    )
 
 
 @pytest.mark.workflow

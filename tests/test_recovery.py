@@ -17,7 +17,7 @@ from compgen.atomic import DiskFullError
 from compgen.tasks import TASKS
 from compgen.training.checkpoints import RunLock, RunLockedError, checkpoints
 from compgen.training.run import train_run
-from conftest import ROOT, load_test_config
+from conftest import load_test_config, run_snakemake
 from test_engine import make_run
 
 STEPS_PER_EPOCH = 4  # 25 fitted images of the toy grid, batches of 8
@@ -189,21 +189,7 @@ def test_weights_do_not_depend_on_the_cores_snakemake_grants(tmp_path):
         workdir = tmp_path / f"cores{cores}"
         workdir.mkdir()
         (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-        cmd = [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(workdir / "config.yaml"),
-            "--cores",
-            cores,
-            target,
-        ]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+        done = run_snakemake(workdir, "--configfile", str(workdir / "config.yaml"), "--cores", cores, target)
         assert done.returncode == 0, done.stderr[-3000:]
         info = json.loads((workdir / "results/runs/circles/shape2px/vae/seed0/run.json").read_text())
         assert info["threads"] == 2 and info["run"]["threads"] == 2

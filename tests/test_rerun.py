@@ -9,14 +9,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import ROOT, load_test_config
+from conftest import ROOT, load_test_config, snakemake_command
 
 pytestmark = pytest.mark.workflow
 
@@ -26,20 +25,15 @@ SUMMARY_RULES = {"group_table", "group_figure", "study_csv", "all"}  # rules ove
 
 
 def snakemake(study: Path, *args: str, config: str = "config.yaml") -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(study / "workflow_copy/Snakefile"),
-        "--directory",
-        str(study),
+    cmd = snakemake_command(
+        study,
         "--configfile",
         str(study / config),
         "--cores",
         "2",
         *args,
-    ]
+        snakefile=study / "workflow_copy/Snakefile",
+    )
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 

@@ -21,7 +21,7 @@ import torch
 import yaml
 
 from compgen.training import device as training_device
-from conftest import ROOT, load_test_config
+from conftest import ROOT, load_test_config, snakemake_command
 from slurm_cluster import ClusterUnavailable, LocalSlurm, install_packages
 
 PARTITION = "compgen"
@@ -110,17 +110,7 @@ def snakemake(workdir: Path, *args: str, slurm: bool) -> subprocess.Popen:
     env = {key: val for key, val in os.environ.items() if not key.startswith(("SLURM_", "COMPGEN_SLURM_"))}
     # Jobs start `python -m snakemake` from the submitting environment (sbatch --export=ALL).
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "study.yaml"),
-    ]
+    cmd = snakemake_command(workdir, "--configfile", str(workdir / "study.yaml"))
     if slurm:
         env["COMPGEN_SLURM_PARTITION"] = PARTITION
         # SIGKILL after SIGTERM: a snakemake that cannot resolve a job's state ignores SIGTERM.

@@ -1,12 +1,10 @@
 import copy
-import subprocess
-import sys
 
 import pytest
 import yaml
 
 from compgen.study import Study, StudyError
-from conftest import ROOT, SCHEMA, load_config, validate_config
+from conftest import ROOT, SCHEMA, load_config, run_snakemake, validate_config
 
 BASE = """
 datasets:
@@ -301,24 +299,8 @@ def test_bad_config_stops_snakemake_before_any_job(tmp_path):
     config = yaml.safe_load(BASE)
     config["experiments"][0]["conditions"] = ["sqr2tx", "nowhere"]
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(config))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(tmp_path),
-            "--configfile",
-            str(tmp_path / "bad.yaml"),
-            "--cores",
-            "1",
-            "-n",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    done = run_snakemake(
+        tmp_path, "--configfile", str(tmp_path / "bad.yaml"), "--cores", "1", "-n", timeout=300
     )
     out = done.stdout + done.stderr
     assert done.returncode != 0
@@ -362,5 +344,7 @@ def test_a_group_member_listed_twice_is_refused(base):
     config = copy.deepcopy(base)
     member = {"dataset": "dsprites", "condition": "sqr2tx"}
     config["groups"] = {"twice": {"members": [member, dict(member)]}}
-    with pytest.raises(StudyError, match=r"groups.twice.members\[1\]: dsprites/sqr2tx is already members\[0\]"):
+    with pytest.raises(
+        StudyError, match=r"groups.twice.members\[1\]: dsprites/sqr2tx is already members\[0\]"
+    ):
         Study(config)

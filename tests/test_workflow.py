@@ -2,13 +2,11 @@
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT, TEST_CONFIGS
+from conftest import TEST_CONFIGS, run_snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -17,21 +15,7 @@ RUNS = ["dsprites/sqr2tx/vae/seed0", "dsprites/sqr2tx/vae_fixint/seed0", "circle
 
 
 def snakemake(workdir, *args):
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "tiny.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    return run_snakemake(workdir, "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args)
 
 
 @pytest.fixture(scope="module")

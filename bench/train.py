@@ -95,11 +95,19 @@ class PerItemTriplets(Dataset):
         d, v = options[rng.integers(len(options))]
         target = ref.copy()
         target[d] = v
-        while True:  # the command: target's value of d, every other factor resampled among valid codes
-            cmd = np.array([rng.integers(s) for s in self.sizes])
-            cmd[d] = v
-            if self._row(cmd) >= 0:
-                break
+        # The command as the original's TripletDataset (src/dataset/tuples.py lines 190-194, 209-230):
+        # from the target, every other factor in order moves to another value keeping the code valid,
+        # uniformly, or stays where it has none; one numpy validity lookup per factor, as the original.
+        cmd = target.copy()
+        for f, size in enumerate(self.sizes):
+            if f == d:
+                continue
+            candidates = np.repeat(cmd[None], size, axis=0)
+            candidates[:, f] = np.arange(size)
+            valid = self.rows[np.ravel_multi_index(tuple(candidates.T), self.sizes)] >= 0
+            if valid.sum() > 1:
+                valid[cmd[f]] = False
+                cmd[f] = rng.choice(np.flatnonzero(valid))
         images = [self._image(self._row(c)) for c in (ref, cmd, target)]
         return (*images, torch.nn.functional.one_hot(torch.tensor(d), len(self.sizes)).float())
 

@@ -40,7 +40,11 @@ def test_unsupervised_run_learns_and_writes_outputs(data, tmp_path):
     assert list(log.columns) == ["epoch", "recon", "kl", "loss", "val_recon", "images_per_s", "seconds"]
     assert log["epoch"].tolist() == [1, 2, 3, 4]
     assert log["loss"].iloc[-1] < log["loss"].iloc[0]
-    assert summary["n_train"] == 25 and summary["n_val"] == 3 and summary["steps_per_epoch"] == 4
+    # validation: train_sample (the default, as the original): all 28 training images are fitted and
+    # a seeded 20 % of them (round(5.6) = 6) also select the best epoch; 8 per batch, 4 steps.
+    assert summary["n_train"] == 28 and summary["n_val"] == 6 and summary["steps_per_epoch"] == 4
+    assert summary["validation"] == {"kind": "train_sample", "n": 6, "fraction": 0.2, "trained_on": True}
+    assert summary["rebalance"] is None
     assert summary["best_epoch"] == int(log["val_recon"].idxmin()) + 1
 
     payload = torch.load(out / "model.pt", weights_only=True)
@@ -113,14 +117,22 @@ class Killed(Exception):
     pass
 
 
-@pytest.mark.parametrize("loss", ["vae", "factorvae"])
-def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, loss):
+@pytest.mark.parametrize(
+    "task, loss, rebalance",
+    [
+        ("composition", "vae", None),
+        ("composition", "factorvae", None),
+        ("composition", "vae", "size"),  # references drawn by weight (training.rebalance)
+        ("unsupervised", "vae", "x"),  # rows drawn by weight
+    ],
+)
+def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, task, loss, rebalance):
     dataset, split = data
-    run = make_run("composition", epochs=3, model_keys={"loss": loss})
+    run = make_run(task, epochs=3, model_keys={"loss": loss}, rebalance=rebalance)
     straight = setup_run(dataset, split, run)
     write_outputs(straight, tmp_path / "straight", fit(straight, tmp_path / "ckpt_straight"))
 
-    task_class = type(TASKS["composition"])
+    task_class = type(TASKS[task])
     real_loss, calls = task_class.training_loss, []
 
     def dies_in_third_epoch(*args):

@@ -1,7 +1,19 @@
+import math
+
 import numpy as np
 import pytest
+from sklearn.linear_model import LassoCV
 
-from compgen.analysis.metrics import dci, grid_value_stats, match_latents, mig, readout_r2
+from compgen.analysis.metrics import (
+    dci,
+    dci_from_importance,
+    dci_paper,
+    dci_paper_from_importance,
+    grid_value_stats,
+    match_latents,
+    mig,
+    readout_r2,
+)
 
 N_CLASSES = (3, 6, 10)
 
@@ -126,3 +138,105 @@ def test_readout_r2_uses_full_grid_variance_not_test_variance():
     assert r2 == pytest.approx([1.0])
     r2_off = readout_r2(z_train, v_train, np.zeros((2, 1)), np.ones((2, 1)), [(0.0, 1.0)], [0.25])
     assert r2_off == pytest.approx([1.0 - 0.25 / 0.25])
+
+
+# A fixed importance matrix, latents x targets: factor 0, factor 1, then one Gaussian dummy target.
+# Latent 0 serves factor 0 only, latent 1 both factors equally, latent 2 is dead.
+IMPORTANCE = np.array([[2.0, 0.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]])
+
+
+def test_dci_paper_by_hand_on_three_latents_and_two_factors():
+    """The original's D and C (github:mmrl/lost-in-latent-space, src/analysis/metrics.py):
+
+    `coefficient_entropy` (lines 227-251) takes, per latent, the distribution of its importance
+    over all rows of the padded targets x latents matrix (3 = latent size, dummy included),
+    entropy in log base 3 (`np.log(n_factors)`, n_factors = coefficients.shape[0] = 3):
+      latent 0: p = (1, 0, 0)      -> d = 1,                weight 2/4
+      latent 1: p = (1/2, 1/2, 0)  -> d = 1 - ln 2 / ln 3,  weight 2/4
+      latent 2: p = 0 (sum EPS)    -> d = 1,                weight ~0
+    D = 1 - ln 2 / (2 ln 3) = 0.68454 (`disentanglement`, line 251).
+    `completeness` (lines 213-225), per factor over the 3 latents, log base 3 (coefficients.shape[0]
+    of the factors x latents transpose):
+      factor 0: p = (2/3, 1/3, 0) -> c = 1 - H = (2/3) ln 2 / ln 3 = 0.42062
+      factor 1: p = (0, 1, 0)     -> c = 1
+    and C is their plain mean, (1 + (2/3) ln 2 / ln 3) / 2 = 0.71031.
+    """
+    scores = dci_paper_from_importance(IMPORTANCE, n_factors=2)
+    ratio = math.log(2) / math.log(3)
+    assert scores["disentanglement"] == pytest.approx(1 - ratio / 2, abs=1e-9)
+    assert scores["completeness_per_factor"] == pytest.approx([2 / 3 * ratio, 1.0], abs=1e-9)
+    assert scores["completeness"] == pytest.approx((1 + 2 / 3 * ratio) / 2, abs=1e-9)
+
+
+def test_dci_standard_by_hand_on_the_same_importance():
+    """Eastwood & Williams on the factor columns only: D in log base K = 2, so latent 1, split
+    evenly between the two factors, scores 0 (entropy 1) where the paper's base 3 gives it
+    1 - ln 2 / ln 3 = 0.37: D = (2 * 1 + 2 * 0) / 4 = 0.5 against the paper's 0.685. C uses base
+    L = 3 in both forms, so it is the same, 0.71031; a factor no latent predicts scores 0 here
+    but 1 in the original (its EPS makes the entropy of an all-zero row 0, lines 217-225)."""
+    disentanglement, completeness = dci_from_importance(IMPORTANCE[:, :2])
+    ratio = math.log(2) / math.log(3)
+    assert disentanglement == pytest.approx(0.5, abs=1e-12)
+    assert completeness == pytest.approx((1 + 2 / 3 * ratio) / 2, abs=1e-12)
+    ignored = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])  # factor 1: no importance
+    assert dci_from_importance(ignored[:, :2])[1] == pytest.approx(0.5)
+    assert dci_paper_from_importance(ignored, n_factors=2)["completeness"] == pytest.approx(1.0)
+
+
+def _mixed_code(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Two factors read out by three latents: two mixtures and one noise latent."""
+    rng = np.random.default_rng(seed)
+    v = rng.integers(0, 5, (n, 2)).astype(np.float64)
+    z = np.column_stack([v[:, 0] + 0.5 * v[:, 1], v[:, 1] - 0.2 * v[:, 0], rng.standard_normal(n)])
+    return z + 0.3 * rng.standard_normal((n, 3)), v
+
+
+def test_dci_paper_fit_is_the_originals_lasso_on_padded_targets():
+    """The importance matrix is the original's `latent_variable_regression` (src/analysis/metrics.py
+    lines 37-54): latents and factors z-scored with (x - mean) / (std + EPS) (lines 45-46), the
+    factors padded with L - K standard-normal dummies (lines 48-49), one
+    LassoCV(cv=5, selection="random", alphas=[0.02]) per target (`init_model`, lines 61-65).
+    Here with the dummies and the coordinate order drawn from the seed, as dci_paper does."""
+    z, v = _mixed_code()
+    eps, seed = 1e-12, 3
+    rng = np.random.default_rng(seed)
+    x = (z - z.mean(axis=0)) / (z.std(axis=0) + eps)
+    y = (v - v.mean(axis=0)) / (v.std(axis=0) + eps)
+    y = np.concatenate([y, rng.standard_normal((len(y), 1))], axis=1)
+    lasso_seed = int(rng.integers(2**31 - 1))
+    original = np.stack(
+        [
+            LassoCV(cv=5, selection="random", alphas=[0.02], random_state=lasso_seed).fit(x, y_k).coef_
+            for y_k in y.T
+        ]
+    )  # targets x latents, as the original holds it
+    scores = dci_paper(z, v, seed=seed)
+    assert np.asarray(scores["importance"]) == pytest.approx(np.abs(original).T, abs=1e-12)
+    by_hand = dci_paper_from_importance(np.abs(original).T, n_factors=2)
+    assert scores["disentanglement"] == pytest.approx(by_hand["disentanglement"], abs=1e-12)
+    assert scores["completeness"] == pytest.approx(by_hand["completeness"], abs=1e-12)
+
+
+def test_dci_paper_and_standard_on_one_representation():
+    z, v = _mixed_code()
+    paper, standard = dci_paper(z[:300], v[:300], z[300:], v[300:]), dci(z[:300], v[:300], z[300:], v[300:])
+    # The same Lasso on the factor columns; the paper's larger entropy base (and a noise latent
+    # that a dummy target claims) raises D; C has the same base and differs by EPS only.
+    assert np.asarray(paper["importance"])[:, :2] == pytest.approx(
+        np.asarray(standard["importance"]), abs=1e-4
+    )
+    assert paper["disentanglement"] > standard["disentanglement"] + 0.1
+    assert paper["completeness"] == pytest.approx(standard["completeness"], abs=1e-4)
+    assert paper["informativeness"] == pytest.approx(standard["informativeness"], abs=1e-4)
+    assert np.asarray(paper["importance"]).shape == (3, 3)
+    assert paper["matching"] == standard["matching"] == [0, 1]
+    # Seeded: the same call gives the same scores.
+    assert dci_paper(z, v, seed=5) == dci_paper(z, v, seed=5)
+
+
+def test_dci_paper_pads_to_the_larger_of_latents_and_factors():
+    _, values = _factor_grid(600)
+    z = _permuted_rescaled(values, [2, 0, 1])[:, :2]  # 2 latents for 3 factors: no dummies
+    scores = dci_paper(z, values)
+    assert np.asarray(scores["importance"]).shape == (2, 3)
+    assert len(scores["completeness_per_factor"]) == 3 and scores["matching"].count(-1) == 1

@@ -187,6 +187,7 @@ def test_composition_model_compose_and_backbone_access():
         "logvar_cmd",
         "z_ref",
         "z_cmd",
+        "z_target",
     }
     assert torch.equal(out["z_ref"], out["mu_ref"])  # the mean at evaluation
     mu, _ = model.encode(ref)

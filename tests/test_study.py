@@ -31,8 +31,9 @@ def base(tmp_path_factory):
 
 def test_neurips_study_config():
     study = Study(load_config(ROOT / "config/config.yaml"))
-    # 4 composition models on 1 + 4 + 2 + 2 + 2 conditions, 3 supervised runs, 3 seeds each.
-    assert len(study.runs) == (4 * 11 + 3) * 3 == 141
+    # 4 composition models on 1 + 4 + 2 + 2 + 2 conditions, 3 supervised runs, and the unbiased-MMD
+    # WAEs (2 ops) on the 3 failure cases, 3 seeds each.
+    assert len(study.runs) == (4 * 11 + 3 + 2 * 3) * 3 == 159
     run = study.run("circles", "midpos", "vae_fixint_sbd", 2)
     assert run.spec["training"]["batch_size"] == 16 and run.spec["training"]["lr"] == 3e-4
     assert run.spec["model"]["decoder"] == "sbd" and run.resources["runtime"] == 120
@@ -43,9 +44,12 @@ def test_neurips_study_config():
         study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "wae_fixint_mpi", 0).spec["training"]["epochs"] == 200
     )
     wae = study.run("dsprites", "sqr2tx", "wae_interp", 1).spec["model"]
-    assert wae["loss"] == "wae" and wae["recon"] == "mse" and wae["mmd_weight"] == 10
+    assert wae["loss"] == "wae" and wae["recon"] == "mse_raw" and wae["mmd_weight"] == 10
+    assert wae["mmd"] == "original"  # the paper's numerics
+    assert study.run("dsprites", "sqr2tx", "wae_interp_unbiased", 0).spec["model"]["mmd"] == "unbiased"
     assert set(study.groups) == {
         "failure_cases",
+        "wae_mmd_correction",
         "success_cases",
         "shapes3d_conditions",
         "circles_simple",

@@ -36,6 +36,7 @@ def test_supervised_regression_is_scored_by_its_own_r2(data, tmp_path):
     assert set(scores["r2_train"]) == set(scores["r2_test"]) == {"x", "y", "size"}
     assert min(scores["r2_train"].values()) > 0.5
     assert np.isfinite(scores["r2_test_mean"]) and np.isfinite(scores["dci_disentanglement"])
+    assert np.isfinite(scores["dci_paper_disentanglement"]) and scores["factors_scored"] == ["x", "y", "size"]
     assert arrays["latents"].shape[1] == 3  # predicted standardised factors
     assert arrays["recon_train_inputs"].shape[0] == arrays["recon_train_outputs"].shape[0] == 0
 
@@ -45,6 +46,7 @@ def test_gt_decoder_is_scored_on_reconstructions_only(data, tmp_path):
     assert 0 < scores["recon_train"] < np.inf and 0 < scores["recon_test"] < np.inf
     assert (
         np.isnan(scores["dci_disentanglement"])
+        and np.isnan(scores["dci_paper_disentanglement"])
         and np.isnan(scores["mig"])
         and np.isnan(scores["r2_test_mean"])
     )

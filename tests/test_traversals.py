@@ -17,7 +17,7 @@ def test_traversals_sweep_each_latent_in_kl_order(tmp_path):
     )
     model.eval()
     images = torch.rand(32, 1, 64, 64)
-    out = latent_traversals(model, images)
+    out = latent_traversals(model, images, "bce")
     assert (
         out["traversal_images"].shape == (4, N_STEPS, 64, 64, 1) and out["traversal_images"].dtype == np.uint8
     )

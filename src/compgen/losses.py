@@ -15,7 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-RECON_KINDS = ("bce", "mse")
+# bce: Bernoulli on logits; mse: squared error of sigmoid(output); mse_raw: squared error of the
+# decoder's raw output, as the original's WAE (`mse_loss(reconstruction, target)` on the decoder's
+# output, which has no output non-linearity): that decoder predicts pixels, not logits.
+RECON_KINDS = ("bce", "mse", "mse_raw")
 
 
 def reconstruction_per_image(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -25,9 +28,19 @@ def reconstruction_per_image(logits: torch.Tensor, target: torch.Tensor, kind: s
         per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
     elif kind == "mse":
         per_pixel = (torch.sigmoid(logits) - target) ** 2
+    elif kind == "mse_raw":
+        per_pixel = (logits - target) ** 2
     else:
         raise ValueError(f"unknown reconstruction loss {kind!r}; allowed: {', '.join(RECON_KINDS)}")
     return per_pixel.flatten(1).sum(1)
+
+
+def to_pixels(output: torch.Tensor, kind: str) -> torch.Tensor:
+    """The image a decoder trained with reconstruction `kind` draws: sigmoid of its logits, or for
+    `mse_raw` its raw output clipped to [0, 1]."""
+    if kind not in RECON_KINDS:
+        raise ValueError(f"unknown reconstruction loss {kind!r}; allowed: {', '.join(RECON_KINDS)}")
+    return output.clamp(0, 1) if kind == "mse_raw" else torch.sigmoid(output)
 
 
 def kl_divergence_per_image(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -41,9 +54,11 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) * torch.exp(-logvar))
 
 
-def imq_mmd(
-    x: torch.Tensor, y: torch.Tensor, prior_var: float, scales=(0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-) -> torch.Tensor:
+MMD_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+MMD_KINDS = ("original", "unbiased")
+
+
+def imq_mmd(x: torch.Tensor, y: torch.Tensor, prior_var: float, scales=MMD_SCALES) -> torch.Tensor:
     """Unbiased MMD² between samples x and y (n x d each) with inverse multiquadratic kernels
     k(a, b) = C / (C + |a - b|²) summed over C = 2 d prior_var s (Tolstikhin et al. 2018)."""
     n, d = x.shape
@@ -57,6 +72,36 @@ def imq_mmd(
     return (
         k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()
     ) / off_diagonal - 2 * k_xy.mean()
+
+
+def imq_mmd_original(
+    x: torch.Tensor, y: torch.Tensor, scales=MMD_SCALES, base_scale: float = 10.0
+) -> torch.Tensor:
+    """The WAE-MMD term as the original code computes it (mmrl/lost-in-latent-space,
+    src/training/math.py `inv_multiquad_sum` and `min_mean_discrepancy`); not an estimate of MMD².
+
+    Row i of x (or y) is one sample, every other axis flattened into it (in the composition task a
+    row holds a triplet's three latents). The squared distances of all pairs are summed into one
+    scalar per term before the kernel K(Q) = sum_s C_s / (C_s + Q), C_s = base_scale s:
+    Q_xx and Q_yy over the pairs i < j within a sample, Q_xy over all n² pairs across (i = j
+    included). The result is (K(Q_xx) + K(Q_yy)) / 2 - K(Q_xy): the original divides each kernel
+    sum by len() of an index tuple, which is 2, not by the number of pairs. With Q in the
+    thousands at batch 64, K and its gradient are near zero: the term cannot see codes shifted or
+    spread away from the prior, and only opposes codes squeezed together (K(Q_xx) / 2 -> 3.5 as
+    Q_xx -> 0)."""
+    n = x.shape[0]
+    if n < 2:  # no pair within a sample (the original's index lists cannot even be unpacked)
+        return x.new_zeros((), dtype=torch.float32)
+    x, y = x.float().flatten(1), y.float().flatten(1)
+
+    def summed(a, b):  # sum over all ordered pairs (i, j) of |a_i - b_j|²
+        return (a[:, None] - b[None]).pow(2).sum()
+
+    def kernel(q):
+        return sum(c / (c + q) for c in (base_scale * s for s in scales))
+
+    q_xx, q_yy = summed(x, x) / 2, summed(y, y) / 2  # i < j: half of the ordered pairs, i = j adds 0
+    return (kernel(q_xx) + kernel(q_yy)) / 2 - kernel(summed(x, y))
 
 
 class Objective(nn.Module, abc.ABC):
@@ -96,28 +141,33 @@ class Objective(nn.Module, abc.ABC):
         """Objects with state_dict/load_state_dict that a checkpoint must hold."""
         return {}
 
+    @classmethod
+    def label_extra(cls, model_cfg: dict) -> list[str]:
+        """Words a derived label adds for a variant that `label_symbols` cannot show."""
+        return []
+
     def single(self, logits, target, mu, logvar, z, step: int) -> dict[str, torch.Tensor]:
         """Batch means for single images: recon, the penalty's parts, and loss."""
         rec = reconstruction_per_image(logits, target, self.recon).mean()
         penalty, parts = self.penalty(mu, logvar, z, step)
         return {"recon": rec, **parts, "loss": rec + penalty}
 
-    def composition(self, out: dict, ref, cmd, target, step: int) -> dict[str, torch.Tensor]:
-        """Target reconstruction plus, as in the original, reconstruction and penalty of both inputs."""
+    def composition_recon(self, out: dict, ref, cmd, target) -> dict[str, torch.Tensor]:
+        """Batch means of the target's reconstruction and of both inputs' reconstructions summed."""
         rec_target = reconstruction_per_image(out["recon_target"], target, self.recon).mean()
         rec_inputs = (
             reconstruction_per_image(out["recon_ref"], ref, self.recon)
             + reconstruction_per_image(out["recon_cmd"], cmd, self.recon)
         ).mean()
+        return {"recon_target": rec_target, "recon_inputs": rec_inputs}
+
+    def composition(self, out: dict, ref, cmd, target, step: int) -> dict[str, torch.Tensor]:
+        """Target reconstruction plus, as in the original, reconstruction and penalty of both inputs."""
+        recon = self.composition_recon(out, ref, cmd, target)
         pen_ref, parts_ref = self.penalty(out["mu_ref"], out["logvar_ref"], out["z_ref"], step)
         pen_cmd, parts_cmd = self.penalty(out["mu_cmd"], out["logvar_cmd"], out["z_cmd"], step)
         parts = {k: v if k in self.settings else v + parts_cmd[k] for k, v in parts_ref.items()}
-        return {
-            "recon_target": rec_target,
-            "recon_inputs": rec_inputs,
-            **parts,
-            "loss": rec_target + rec_inputs + pen_ref + pen_cmd,
-        }
+        return {**recon, **parts, "loss": recon["recon_target"] + recon["recon_inputs"] + pen_ref + pen_cmd}
 
 
 class VAELoss(Objective):
@@ -162,12 +212,14 @@ def permute_dims(z: torch.Tensor) -> torch.Tensor:
 
 
 class FactorVAELoss(Objective):
-    """Kim & Mnih (2018): KL + gamma TC, TC from a discriminator of q(z) against prod_k q(z_k)."""
+    """Kim & Mnih (2018): KL + gamma TC, TC from a discriminator of q(z) against prod_k q(z_k).
+    The discriminator has six hidden layers of 1000 LeakyReLU(0.2) units, as Kim & Mnih,
+    disentanglement_lib and the original (src/training/loss.py, `FactorLoss`)."""
 
     hyper = ("gamma", "disc_lr")
     title = "FactorVAE"
     label_symbols = {"gamma": "γ"}
-    HIDDEN, LAYERS, BETAS = 1000, 5, (0.5, 0.9)
+    HIDDEN, LAYERS, BETAS = 1000, 6, (0.5, 0.9)
 
     def __init__(self, recon: str, n_train: int = 0, *, latent_size: int, **hyper):
         super().__init__(recon, n_train, **hyper)
@@ -240,16 +292,59 @@ class BetaTCVAELoss(Objective):
 
 
 class WAELoss(Objective):
-    """Tolstikhin et al. (2018) WAE-MMD with prior N(0, prior_var I), plus an L1 penalty on log sigma²."""
+    """Tolstikhin et al. (2018) WAE-MMD plus an L1 penalty on log sigma², in two forms (`mmd`):
 
-    hyper = ("mmd_weight", "prior_var", "logvar_penalty")
+    - `original`, the numerics the paper trained (mmrl/lost-in-latent-space, src/training/loss.py
+      `WAEMMD`): `imq_mmd_original` against a prior sample prior_var * ε (standard deviation
+      prior_var, so 2 for the default, not √2), and in the composition task one MMD over each
+      triplet's reference, command and composed latents taken together as one sample;
+    - `unbiased`: the per-pair unbiased MMD² (`imq_mmd`) against N(0, prior_var I), the penalty of
+      each input of a triplet on its own, like the other objectives.
+    """
+
+    hyper = ("mmd_weight", "prior_var", "logvar_penalty", "mmd")
     title = "WAE-MMD"
 
+    def __init__(self, recon: str, n_train: int = 0, **hyper):
+        super().__init__(recon, n_train, **hyper)
+        if self.mmd not in MMD_KINDS:
+            raise ValueError(f"unknown mmd {self.mmd!r}; allowed: {', '.join(MMD_KINDS)}")
+
+    @classmethod
+    def label_extra(cls, model_cfg):
+        return ["unbiased MMD"] if model_cfg.get("mmd") == "unbiased" else []
+
+    def mmd_term(self, z: torch.Tensor) -> torch.Tensor:
+        z = z.float()
+        if self.mmd == "original":
+            return imq_mmd_original(z, self.prior_var * torch.randn_like(z))
+        prior = torch.randn_like(z) * math.sqrt(self.prior_var)
+        return imq_mmd(z, prior, self.prior_var)
+
+    @staticmethod
+    def logvar_l1(logvar: torch.Tensor) -> torch.Tensor:
+        return logvar.float().abs().sum(1).mean()
+
     def penalty(self, mu, logvar, z, step):
-        prior = torch.randn_like(z, dtype=torch.float32) * math.sqrt(self.prior_var)
-        mmd = imq_mmd(z.float(), prior, self.prior_var)
-        logvar_l1 = logvar.float().abs().sum(1).mean()
+        mmd, logvar_l1 = self.mmd_term(z), self.logvar_l1(logvar)
         return self.mmd_weight * mmd + self.logvar_penalty * logvar_l1, {"mmd": mmd, "logvar_l1": logvar_l1}
+
+    def composition(self, out, ref, cmd, target, step):
+        if self.mmd != "original":
+            return super().composition(out, ref, cmd, target, step)
+        # The original's CompositionNet returns z of shape (batch, 3, latent): reference, command
+        # and composed latent of each triplet, one sample of the MMD.
+        z = torch.stack([out["z_ref"], out["z_cmd"], out["z_target"]], dim=1)
+        mmd = self.mmd_term(z)
+        logvar_l1 = self.logvar_l1(out["logvar_ref"]) + self.logvar_l1(out["logvar_cmd"])
+        recon = self.composition_recon(out, ref, cmd, target)
+        penalty = self.mmd_weight * mmd + self.logvar_penalty * logvar_l1
+        return {
+            **recon,
+            "mmd": mmd,
+            "logvar_l1": logvar_l1,
+            "loss": recon["recon_target"] + recon["recon_inputs"] + penalty,
+        }
 
 
 LOSSES: dict[str, type[Objective]] = {
@@ -282,5 +377,8 @@ def _number(value) -> str:
 def loss_label(model_cfg: dict) -> str:
     """ "β-VAE (β=8)": the loss's title and the hyper-parameters that tell its variants apart."""
     cls = loss_class(model_cfg["loss"])
-    shown = ", ".join(f"{sym}={_number(model_cfg[key])}" for key, sym in cls.label_symbols.items())
+    shown = ", ".join(
+        [f"{sym}={_number(model_cfg[key])}" for key, sym in cls.label_symbols.items()]
+        + cls.label_extra(model_cfg)
+    )
     return f"{cls.title} ({shown})" if shown else cls.title

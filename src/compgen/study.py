@@ -198,6 +198,7 @@ class Study:
         training.update(exp.get("training", {}))
         training.update(model.pop("training", {}))
         model.pop("label", None)
+        self._check_rebalance(training["rebalance"], exp, dataset, model_name)
         resources = dict(self.config["resources"]["train"])
         resources.update(exp.get("resources", {}))
         run_id = f"{dataset}/{condition}/{model_name}/seed{seed}"
@@ -213,6 +214,23 @@ class Study:
             "threads": resources["cpus"],
         }
         return Run(dataset, condition, model_name, seed, exp["name"], spec, resources)
+
+    def _check_rebalance(self, factor: str | None, exp: dict, dataset: str, model_name: str) -> None:
+        """`training.rebalance` names a factor of the run's dataset; the error names where it was set."""
+        grid = self.grid(dataset)
+        if factor is None or factor in grid.names:
+            return
+        if "rebalance" in self.config["models"][model_name].get("training", {}):
+            key = f"models.{model_name}.training.rebalance"
+        elif "rebalance" in exp.get("training", {}):
+            i = next(k for k, e in enumerate(self.config["experiments"]) if e is exp)
+            key = f"experiments[{i}] ({exp['name']}).training.rebalance"
+        else:
+            key = "training.rebalance"
+        raise StudyError(
+            f"config key {key}: unknown factor {factor!r} for dataset {dataset!r}; "
+            f"allowed: {', '.join(grid.names)}"
+        )
 
     def run(self, dataset: str, condition: str, model: str, seed: int | str) -> Run:
         run_id = f"{dataset}/{condition}/{model}/seed{seed}"

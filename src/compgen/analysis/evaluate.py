@@ -23,7 +23,7 @@ from compgen.atomic import atomic_path, write_json
 from compgen.conditions import load_split
 from compgen.datasets.store import check_dataset, read_rows
 from compgen.grid import Grid
-from compgen.losses import reconstruction_per_image
+from compgen.losses import reconstruction_per_image, to_pixels
 from compgen.tasks import Task, get_task, load_trained
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,82 @@ def reconstruct(
     _, logits = task.encode(model, x, inputs.codes(indices))
     if logits is None:
         return to_uint8(x[:0]), to_uint8(x[:0])
-    return to_uint8(x), to_uint8(torch.sigmoid(logits))
+    return to_uint8(x), to_uint8(to_pixels(logits, inputs.recon))
+
+
+def scored_factors(grid: Grid, train: np.ndarray, test: np.ndarray) -> list[int]:
+    """Axes of the factors that take more than one value among the split's images (train and
+    test together). A modifier such as MPI3D's `fix_hx` holds a factor constant: there is nothing
+    to read out, and scoring it would give a readout R² of 1 from any latents."""
+    indices = np.concatenate([np.asarray(train, dtype=np.int64), np.asarray(test, dtype=np.int64)])
+    classes = grid.classes(indices)
+    return [k for k in range(classes.shape[1]) if classes.size and classes[:, k].min() < classes[:, k].max()]
+
+
+def latent_scores(
+    task: Task,
+    grid: Grid,
+    scored: list[int],
+    z_train: np.ndarray,
+    z_test: np.ndarray,
+    classes_train: np.ndarray,
+    classes_test: np.ndarray,
+    seed: int = 0,
+) -> tuple[dict, dict]:
+    """DCI (standard and the paper's), MIG and R² of latents, over the `scored` factors only.
+
+    Factors outside `scored` get NaN R² (r2_test, r2_train) and take no part in DCI or MIG;
+    r2_test_mean is the mean over the scored factors. Returns the scores and what the figures
+    reuse: the standard DCI importances (latents x scored factors), the latent matched to each
+    scored factor, and `scored` itself."""
+    v_train, v_test = grid.values(classes_train), grid.values(classes_test)
+    n_factors = len(grid.sizes)
+    if task.has_representation and scored:
+        dci = metrics.dci(z_train, v_train[:, scored], z_test, v_test[:, scored])
+        # A stream of its own, so that the dummy targets leave the figure samples unchanged.
+        paper = metrics.dci_paper(z_train, v_train[:, scored], z_test, v_test[:, scored], seed=seed)
+        r2 = task.r2_scores(
+            grid,
+            z_train,
+            v_train,
+            z_test,
+            v_test,
+            grid.standardised(v_train),
+            grid.standardised(v_test),
+            scored,
+        )
+        mig = metrics.mig(
+            np.concatenate([z_train, z_test]), np.concatenate([classes_train, classes_test])[:, scored]
+        )
+    else:
+        none = {"disentanglement": np.nan, "completeness": np.nan, "informativeness": np.nan}
+        # Code unit k is factor k.
+        dci = {**none, "importance": np.full((n_factors, len(scored)), np.nan), "matching": list(scored)}
+        paper = none
+        r2 = {"r2_test": [np.nan] * n_factors}
+        mig = np.nan
+    # Whatever a task returns, a factor that does not vary in the split has no R².
+    is_scored = np.isin(np.arange(n_factors), scored)
+    r2 = {key: np.where(is_scored, np.asarray(v, dtype=np.float64), np.nan) for key, v in r2.items()}
+    r2_scored = r2["r2_test"][is_scored]
+    scores = {
+        "factors_scored": [grid.names[k] for k in scored],
+        "dci_disentanglement": float(dci["disentanglement"]),
+        "dci_completeness": float(dci["completeness"]),
+        "dci_informativeness": float(dci["informativeness"]),
+        "dci_paper_disentanglement": float(paper["disentanglement"]),
+        "dci_paper_completeness": float(paper["completeness"]),
+        "dci_paper_informativeness": float(paper["informativeness"]),
+        "mig": float(mig),
+        **{key: dict(zip(grid.names, map(float, values), strict=True)) for key, values in r2.items()},
+        "r2_test_mean": float(np.nanmean(r2_scored)) if np.isfinite(r2_scored).any() else float("nan"),
+    }
+    return scores, {"importance": dci["importance"], "matching": dci["matching"], "scored": list(scored)}
 
 
 def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generator) -> tuple[dict, dict]:
     """Scores of a trained model on samples of its training and held-out images, and what the
-    figures reuse: DCI importances, the latent matched to each factor, the training sample."""
+    figures reuse: DCI importances, the latent matched to each scored factor, the training sample."""
     grid = inputs.grid
     train_s, test_s = (
         sample(inputs.train, inputs.sizes["n_train"], rng),
@@ -111,47 +181,33 @@ def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generato
     )
     z_train, loss_train = encode_and_score(model, task, inputs, train_s)
     z_test, loss_test = encode_and_score(model, task, inputs, test_s)
-    v_train, v_test = grid.values(grid.classes(train_s)), grid.values(grid.classes(test_s))
-    varying = [k for k, s in enumerate(grid.sizes) if s > 1]
-
-    if task.has_representation:
-        dci = metrics.dci(z_train, v_train[:, varying], z_test, v_test[:, varying])
-        r2 = task.r2_scores(
-            grid,
-            z_train,
-            v_train,
-            z_test,
-            v_test,
-            inputs.codes(train_s).numpy(),
-            inputs.codes(test_s).numpy(),
-            varying,
-        )
-        mig = metrics.mig(np.concatenate([z_train, z_test]), grid.classes(np.concatenate([train_s, test_s])))
-    else:
-        dci = {
-            "disentanglement": np.nan,
-            "completeness": np.nan,
-            "informativeness": np.nan,
-            "importance": np.full((len(grid.sizes), len(varying)), np.nan),
-            "matching": varying,
-        }  # code unit k is factor k
-        r2 = {"r2_test": [np.nan] * len(grid.sizes)}
-        mig = np.nan
-    r2_test = np.asarray(r2["r2_test"], dtype=np.float64)
+    scored = scored_factors(grid, inputs.train, inputs.test)
+    latent, fitted = latent_scores(
+        task, grid, scored, z_train, z_test, grid.classes(train_s), grid.classes(test_s), inputs.seed
+    )
     scores = {
         "samples": {"train": int(train_s.size), "test": int(test_s.size)},
         "recon_train": float(loss_train.mean()),
         "recon_test": float(loss_test.mean()),
-        "dci_disentanglement": float(dci["disentanglement"]),
-        "dci_completeness": float(dci["completeness"]),
-        "dci_informativeness": float(dci["informativeness"]),
-        "mig": float(mig),
-        **{key: dict(zip(grid.names, map(float, values), strict=False)) for key, values in r2.items()},
-        # A single-valued factor has no R²; the mean is over those that have one.
-        "r2_test_mean": float(np.nanmean(r2_test)) if np.isfinite(r2_test).any() else float("nan"),
+        **latent,
     }
     scores.update(task.extra_scores(model, inputs))
-    return scores, {"importance": dci["importance"], "matching": dci["matching"], "train_sample": train_s}
+    return scores, {**fitted, "train_sample": train_s}
+
+
+def factor_arrays(grid: Grid, main_factors, fitted: dict) -> dict[str, np.ndarray]:
+    """The Hinton matrix over the scored factors, and the latents matched to the condition's two
+    factors (latent 0 and 1 for a factor that is not scored)."""
+    scored = list(fitted["scored"])
+    factor_i, factor_j = (grid.axis(f) for f in main_factors)
+    latent_of = {k: int(latent) for k, latent in zip(scored, fitted["matching"], strict=True)}
+    return {
+        "importance": np.asarray(fitted["importance"], dtype=np.float64),
+        "importance_factors": np.asarray([grid.names[k] for k in scored]),
+        "factor_names": np.asarray(grid.names),
+        "factor_axes": np.asarray([factor_i, factor_j]),
+        "latent_axes": np.asarray([latent_of.get(factor_i, 0), latent_of.get(factor_j, 1)]),
+    }
 
 
 def figure_arrays(
@@ -165,23 +221,15 @@ def figure_arrays(
 ) -> dict[str, np.ndarray]:
     """What the per-run figures need, so that drawing never loads the model again."""
     grid = inputs.grid
-    varying = [k for k, s in enumerate(grid.sizes) if s > 1]
-    factor_i, factor_j = (grid.axis(f) for f in main_factors)
-    matching = np.asarray(fitted["matching"])  # latent per (varying) factor
-    latent_of = {k: int(matching[varying.index(k)]) for k in varying}
     plot_idx = sample(np.concatenate([inputs.train, inputs.test]), inputs.sizes["n_latent_plot"], rng)
     z_plot, _ = encode_and_score(model, task, inputs, plot_idx)
     train_in, train_out = reconstruct(model, task, inputs, sample(inputs.train, n_images, rng))
     test_in, test_out = reconstruct(model, task, inputs, sample(inputs.test, n_images, rng))
     arrays = {
-        "importance": np.asarray(fitted["importance"], dtype=np.float64),
-        "importance_factors": np.asarray([grid.names[k] for k in varying]),
+        **factor_arrays(grid, main_factors, fitted),
         "latents": z_plot,
         "latent_classes": grid.classes(plot_idx),
         "latent_is_train": np.isin(plot_idx, inputs.train),
-        "factor_names": np.asarray(grid.names),
-        "factor_axes": np.asarray([factor_i, factor_j]),
-        "latent_axes": np.asarray([latent_of.get(factor_i, 0), latent_of.get(factor_j, 1)]),
         "recon_train_inputs": train_in,
         "recon_train_outputs": train_out,
         "recon_test_inputs": test_in,
@@ -189,7 +237,7 @@ def figure_arrays(
     }
     if "traversals" in task.figures:
         traversal_idx = fitted["train_sample"][: inputs.sizes["n_traversal"]]
-        arrays.update(latent_traversals(model, inputs.images(traversal_idx)))
+        arrays.update(latent_traversals(model, inputs.images(traversal_idx), inputs.recon))
     return arrays
 
 

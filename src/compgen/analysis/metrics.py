@@ -1,6 +1,7 @@
-"""Representation scores: DCI (Eastwood & Williams), MIG and linear readout R².
+"""Representation scores: DCI (Eastwood & Williams, and the paper's variant), MIG and readout R².
 
-Inputs are plain arrays: latents N x L (latent means), factors N x K (values or classes).
+Inputs are plain arrays: latents N x L (latent means), factors N x K (values or classes). Analysis
+passes only the factors that vary within the split (see `compgen.analysis.evaluate.scored_factors`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,25 @@ def _rowwise_probabilities(r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return r / safe[:, None], sums
 
 
+def dci_from_importance(importance: np.ndarray) -> tuple[float, float]:
+    """Standard (Eastwood & Williams) D and C of an L latents x K factors importance matrix.
+
+    D: per latent, 1 - entropy of its importance over the K factors in log base K, weighted by
+    the latent's share of the total importance. C: per factor, 1 - entropy over the L latents in
+    log base L, plain average over factors. A latent or factor with no importance scores 0.
+    """
+    importance = np.abs(np.asarray(importance, dtype=np.float64))
+    n_latents, n_factors = importance.shape
+    p_latent, latent_sums = _rowwise_probabilities(importance)
+    d_per_latent = np.where(latent_sums > 0, 1.0 - _normalised_entropy(p_latent, n_factors), 0.0)
+    total = latent_sums.sum()
+    disentanglement = float((d_per_latent * latent_sums).sum() / total) if total > 0 else 0.0
+
+    p_factor, factor_sums = _rowwise_probabilities(importance.T)
+    c_per_factor = np.where(factor_sums > 0, 1.0 - _normalised_entropy(p_factor, n_latents), 0.0)
+    return disentanglement, float(c_per_factor.mean())
+
+
 def dci(
     z_train: np.ndarray,
     v_train: np.ndarray,
@@ -51,7 +71,8 @@ def dci(
     v_test: np.ndarray | None = None,
     alpha: float = 0.02,
 ) -> dict:
-    """Disentanglement, completeness and informativeness from Lasso importances.
+    """Disentanglement, completeness and informativeness from Lasso importances: the standard
+    Eastwood & Williams form (scores `dci_*`; the paper's variant is `dci_paper`).
 
     Importance R (latents x factors) = |Lasso coefficients| on training-set z-scored data.
     Informativeness = 1 - MSE of the z-scored predictions, i.e. R² with the variance taken
@@ -81,17 +102,7 @@ def dci(
         residual = vs_eval[:, k] - model.predict(zs_eval)
         informativeness[k] = 1.0 - float(np.mean(residual**2))
 
-    # Disentanglement: per latent, 1 - entropy over factors, weighted by the latent's share.
-    p_latent, latent_sums = _rowwise_probabilities(importance)
-    d_per_latent = np.where(latent_sums > 0, 1.0 - _normalised_entropy(p_latent, n_factors), 0.0)
-    total = latent_sums.sum()
-    disentanglement = float((d_per_latent * latent_sums).sum() / total) if total > 0 else 0.0
-
-    # Completeness: per factor, 1 - entropy over latents, plain average over factors.
-    p_factor, factor_sums = _rowwise_probabilities(importance.T)
-    c_per_factor = np.where(factor_sums > 0, 1.0 - _normalised_entropy(p_factor, n_latents), 0.0)
-    completeness = float(c_per_factor.mean())
-
+    disentanglement, completeness = dci_from_importance(importance)
     return {
         "disentanglement": disentanglement,
         "completeness": completeness,
@@ -99,6 +110,130 @@ def dci(
         "informativeness_per_factor": informativeness.tolist(),
         "importance": importance.tolist(),
         "matching": match_latents(importance),
+    }
+
+
+# The original's guard against division by zero (`EPS` in src/analysis/metrics.py:15).
+PAPER_EPS = 1e-12
+
+
+def dci_paper_from_importance(importance: np.ndarray, n_factors: int) -> dict:
+    """D and C exactly as the original computed them from a padded importance matrix.
+
+    `importance` is L latents x T targets (T = max(L, n_factors)): |Lasso coefficients|, the first
+    `n_factors` columns for the factors, the rest for Gaussian dummy targets. In the original
+    (github:mmrl/lost-in-latent-space, src/analysis/metrics.py) the matrix is targets x latents:
+
+    - disentanglement (`coefficient_entropy`, lines 227-251): per latent j, p_jt = R_jt / (s_j + EPS)
+      over all T targets, dummies included, with s_j = sum_t R_jt; d_j = 1 - H(p_j) with the
+      entropy in log base T (`np.log(n_factors)` where n_factors = coefficients.shape[0], the
+      number of padded rows = latent size) and log(p + EPS); D = sum_j d_j w_j with
+      w_j = (s_j + EPS) / sum_j (s_j + EPS);
+    - completeness (`completeness`, lines 213-225): per factor k (the first n_factors targets only),
+      p_jk = R_jk / (sum_j R_jk + EPS), c_k = 1 - H(p_k) in log base L. The original stops at
+      the per-factor scores (its model script writes them to completeness.csv); C here is their
+      plain mean over factors, unweighted.
+
+    The EPS terms make an all-zero row or column score 1 (entropy 0): a dead latent has weight
+    ~0, but a factor no latent predicts has completeness 1 here, where the standard form gives 0.
+    """
+    r = np.abs(np.asarray(importance, dtype=np.float64))
+    n_latents, n_targets = r.shape
+
+    def one_minus_entropy(p: np.ndarray, base: int) -> np.ndarray:
+        if base <= 1:  # one outcome: no uncertainty (the original divides by log 1 = 0)
+            return np.ones(p.shape[1])
+        return 1.0 + (p * np.log(p + PAPER_EPS)).sum(axis=0) / np.log(base)
+
+    # Targets x latents, as the original holds it: columns are latents.
+    by_target = r.T
+    sums_k = by_target.sum(axis=0, keepdims=True) + PAPER_EPS
+    weights = (sums_k / sums_k.sum()).ravel()
+    d_per_latent = one_minus_entropy(by_target / sums_k, n_targets)
+
+    by_latent = r[:, :n_factors]  # latents x factors: columns are factors
+    sums_d = by_latent.sum(axis=0) + PAPER_EPS
+    c_per_factor = one_minus_entropy(by_latent / sums_d, n_latents)
+    return {
+        "disentanglement": float((d_per_latent * weights).sum()),
+        "completeness": float(c_per_factor.mean()) if n_factors else float("nan"),
+        "completeness_per_factor": c_per_factor.tolist(),
+        "disentanglement_per_latent": d_per_latent.tolist(),
+    }
+
+
+def dci_paper(
+    z_train: np.ndarray,
+    v_train: np.ndarray,
+    z_test: np.ndarray | None = None,
+    v_test: np.ndarray | None = None,
+    alpha: float = 0.02,
+    seed: int = 0,
+) -> dict:
+    """DCI as the paper computed it (github:mmrl/lost-in-latent-space, src/analysis/metrics.py).
+
+    The fit (`latent_variable_regression`, lines 37-54, with `init_model`, lines 61-65):
+    - a factor constant in the training data gets N(0, 1) noise added (lines 41-43); analysis
+      passes only factors that vary within the split, so this only matters for direct calls;
+    - latents and factors are z-scored on the training data, (x - mean) / (std + EPS), std with
+      ddof=0 (lines 45-46); a constant latent becomes zeros here rather than 0/EPS;
+    - the factors are padded with max(L - K, 0) standard-normal dummy targets to a square L x L
+      problem (lines 48-49); the original draws them unseeded, here from `seed`;
+    - one Lasso per target: LassoCV(cv=5, selection="random", alphas=[0.02]); with one alpha its
+      refit on all data is Lasso(alpha=0.02, selection="random") with sklearn's defaults
+      (max_iter=1000, tol=1e-4), fitted here directly, coordinate order from `seed`;
+    - the original then matches latents to targets by Munkres on -|R| (lines 106-120), reorders
+      the latents and refits with fresh dummies (lines 139-141). D and C do not depend on the
+      order of the latents, so the refit only redraws the dummies: here one fit, and `matching`
+      is that Hungarian matching on the padded matrix (latent per factor).
+    D and C then follow `dci_paper_from_importance` (entropy base = latent size, C a plain mean
+    over factors). The original computes no informativeness; `informativeness` here is the
+    standard one on this fit: 1 - MSE of the factor Lasso predictions on the held-out data,
+    z-scored with the training statistics, averaged over factors.
+    """
+    z_train, v_train = _as_2d(z_train), _as_2d(v_train)
+    rng = np.random.default_rng(seed)
+    n, n_latents = z_train.shape
+    n_factors = v_train.shape[1]
+
+    v_fit = v_train.copy()
+    for k in range(n_factors):
+        if np.unique(v_fit[:, k]).size == 1:
+            v_fit[:, k] = v_fit[:, k] + rng.standard_normal(n)
+
+    def zscore(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        mean, std = ref.mean(axis=0), ref.std(axis=0)
+        return np.where(std > 0, (x - mean) / (std + PAPER_EPS), 0.0)
+
+    zs_train, vs_train = zscore(z_train, z_train), zscore(v_fit, v_fit)
+    n_targets = max(n_latents, n_factors)
+    targets = np.hstack([vs_train, rng.standard_normal((n, n_targets - n_factors))])
+
+    lasso_seed = int(rng.integers(2**31 - 1))
+    importance = np.zeros((n_latents, n_targets))
+    models = []
+    for t in range(n_targets):
+        model = Lasso(alpha=alpha, selection="random", random_state=lasso_seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(zs_train, targets[:, t])
+        importance[:, t] = np.abs(model.coef_)
+        models.append(model)
+
+    if z_test is None or v_test is None:
+        zs_eval, vs_eval = zs_train, vs_train
+    else:
+        zs_eval, vs_eval = zscore(_as_2d(z_test), z_train), zscore(_as_2d(v_test), v_fit)
+    informativeness = np.array(
+        [1.0 - float(np.mean((vs_eval[:, k] - models[k].predict(zs_eval)) ** 2)) for k in range(n_factors)]
+    )
+    scores = dci_paper_from_importance(importance, n_factors)
+    return {
+        **scores,
+        "informativeness": float(informativeness.mean()) if n_factors else float("nan"),
+        "informativeness_per_factor": informativeness.tolist(),
+        "importance": importance.tolist(),
+        "matching": match_latents(importance)[:n_factors],
     }
 
 

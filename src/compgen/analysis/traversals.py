@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from compgen.losses import to_pixels
+
 N_STEPS = 9
 QUANTILES = (0.02, 0.98)  # the sweep covers the latent's spread over real images, whatever the prior
 
 
 @torch.no_grad()
-def latent_traversals(model, images: torch.Tensor, n_steps: int = N_STEPS) -> dict:
+def latent_traversals(model, images: torch.Tensor, recon: str, n_steps: int = N_STEPS) -> dict:
     """Decoded sweeps of every latent, ordered by mean KL to the prior (most informative first).
 
-    `images` are float NCHW in [0, 1]; the first one is the reference whose code is held fixed.
+    `images` are float NCHW in [0, 1]; the first one is the reference whose code is held fixed;
+    `recon` is the model's reconstruction loss, which says how its outputs become pixels.
     Returns uint8 images (latents x steps x H x W x C), the latent order, its KL and the swept values.
     """
     mu, logvar = model.encode(images)
@@ -26,7 +29,7 @@ def latent_traversals(model, images: torch.Tensor, n_steps: int = N_STEPS) -> di
     for latent in order.tolist():
         codes = mu[:1].repeat(n_steps, 1)
         codes[:, latent] = sweeps[latent]
-        decoded = torch.sigmoid(model.decode(codes)).permute(0, 2, 3, 1)
+        decoded = to_pixels(model.decode(codes), recon).permute(0, 2, 3, 1)
         rows.append((decoded.numpy() * 255).round().astype(np.uint8))
     return {
         "traversal_images": np.stack(rows),

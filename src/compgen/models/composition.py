@@ -112,6 +112,7 @@ class CompositionModel(nn.Module):
             "logvar_cmd": logvar[n:],
             "z_ref": z_ref,
             "z_cmd": z_cmd,
+            "z_target": z_target,
         }
 
     def forward(self, ref: torch.Tensor, cmd: torch.Tensor, action: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -32,8 +32,10 @@ class TrainingData:
     """The training subset of one run, on its device.
 
     `images(rows)` gives float images of training-subset rows; `factors[rows]` their standardised
-    factor values; `recon` the reconstruction loss; `classes` their factor classes; `fit` and `val` (sorted numpy rows) the parts
-    that are trained on and that select the best epoch.
+    factor values; `recon` the reconstruction loss; `classes` their factor classes; `fit` and `val`
+    (sorted numpy rows) the parts that are trained on and that select the best epoch (with
+    `training.validation: train_sample`, `fit` is every row and `val` a sample of them);
+    `rebalance` the factor whose values batches make equally frequent (None: uniform rows).
     """
 
     grid: Grid
@@ -46,6 +48,7 @@ class TrainingData:
     recon: str
     device: torch.device
     seed: int
+    rebalance: str | None = None
 
     @property
     def n_factors(self) -> int:
@@ -56,6 +59,16 @@ class TrainingData:
         import torch
 
         return torch.as_tensor(self.fit, device=self.device)
+
+    @property
+    def fit_weights(self) -> torch.Tensor | None:
+        """Sampling weights of the fitted rows (CPU float64), 1 / count of the row's class of the
+        `rebalance` factor among fitted rows, as the original's `ImbalancedSampler`; None: uniform."""
+        if self.rebalance is None:
+            return None
+        from compgen.training.batches import balanced_weights
+
+        return balanced_weights(self.classes[self.fit, self.grid.axis(self.rebalance)])
 
 
 class Task(abc.ABC):
@@ -93,16 +106,21 @@ class Task(abc.ABC):
         return build_objective(model_cfg, n_train=n_fit) if self.uses_objective else None
 
     def epoch_batches(self, data: TrainingData, batch_size: int, steps: int) -> Callable[[int], Iterator]:
-        """Epoch e: a seeded permutation of the fitted rows, cut into `steps` batches."""
+        """Epoch e: a seeded permutation of the fitted rows, cut into `steps` batches; with
+        `rebalance`, as many rows drawn with replacement by `data.fit_weights` instead."""
         import torch
 
         from compgen.training.batches import SHUFFLE_STREAM, derived_seed
 
-        fit_rows, n, seed = data.fit_rows, data.fit.size, data.seed
+        fit_rows, n, seed, weights = data.fit_rows, data.fit.size, data.seed, data.fit_weights
 
         def batches(epoch: int) -> Iterator[torch.Tensor]:
             g = torch.Generator().manual_seed(derived_seed(seed, epoch, SHUFFLE_STREAM))
-            order = torch.randperm(n, generator=g).to(fit_rows.device)
+            if weights is None:
+                order = torch.randperm(n, generator=g)
+            else:
+                order = torch.multinomial(weights, n, replacement=True, generator=g)
+            order = order.to(fit_rows.device)
             for i in range(steps):
                 yield fit_rows[order[i * batch_size : (i + 1) * batch_size]]
 
@@ -135,14 +153,16 @@ class Task(abc.ABC):
         `codes` are the batch's standardised factor values."""
 
     def r2_scores(
-        self, grid: Grid, z_train, v_train, z_test, v_test, codes_train, codes_test, varying: list[int]
+        self, grid: Grid, z_train, v_train, z_test, v_test, codes_train, codes_test, scored: list[int]
     ) -> dict[str, list[float]]:
-        """Per-factor R²: {"r2_test": ...} and optionally {"r2_train": ...}. By default a readout
-        from the latent means, fitted on training images, scored on held-out ones."""
+        """Per-factor R²: {"r2_test": ...} and optionally {"r2_train": ...}, one value per factor of
+        the grid, NaN for a factor outside `scored` (those that vary within the split). By default
+        a readout from the latent means, fitted on training images, scored on held-out ones."""
         from compgen.analysis import metrics
 
         value_ranges, full_variance = metrics.grid_value_stats([f.values for f in grid.factors])
-        return {"r2_test": metrics.readout_r2(z_train, v_train, z_test, v_test, value_ranges, full_variance)}
+        r2 = metrics.readout_r2(z_train, v_train, z_test, v_test, value_ranges, full_variance)
+        return {"r2_test": [r if k in scored else float("nan") for k, r in enumerate(r2)]}
 
     def extra_scores(self, model, inputs) -> dict[str, float]:
         """Task-specific scores; `inputs` is the analysis' AnalysisInputs."""

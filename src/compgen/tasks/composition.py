@@ -34,12 +34,16 @@ class Composition(Task):
 
     def epoch_batches(self, data: TrainingData, batch_size, steps):
         """Epoch e: `steps` batches of triplets from a sampler reseeded with (seed, e); the whole
-        epoch is drawn in one call (per-batch calls would cost a dozen small ops per step)."""
+        epoch is drawn in one call (per-batch calls would cost a dozen small ops per step). With
+        `rebalance`, references are drawn by `data.fit_weights` (the original weighted its
+        `TripletDataset`'s reference images)."""
         import torch
 
         from compgen.training.batches import SHUFFLE_STREAM, Triplets, TripletSampler, derived_seed
 
-        sampler = TripletSampler(data.classes[data.fit], data.grid.sizes, torch.Generator(), data.device)
+        sampler = TripletSampler(
+            data.classes[data.fit], data.grid.sizes, torch.Generator(), data.device, data.fit_weights
+        )
         fit_rows, seed = data.fit_rows, data.seed
 
         def batches(epoch: int):
@@ -52,7 +56,8 @@ class Composition(Task):
         return batches
 
     def validation_set(self, data: TrainingData):
-        """Fixed triplets whose target is a validation image; ref and cmd from the whole training subset."""
+        """Fixed triplets whose target is a validation row; ref and cmd from the whole training
+        subset (validation rows included, whether they are trained on or held out)."""
         import torch
 
         from compgen.training.batches import (
@@ -64,9 +69,7 @@ class Composition(Task):
         )
 
         g = torch.Generator().manual_seed(derived_seed(data.seed, 0, VALIDATION_STREAM))
-        flat = heldout_triplets(
-            data.grid.sizes, data.classes[data.fit], data.classes[data.val], int(data.val.size), g
-        )
+        flat = heldout_triplets(data.grid.sizes, data.classes, data.classes[data.val], int(data.val.size), g)
         rows = position_lookup(data.train_flat, data.grid.n)
         return Triplets(
             *(torch.as_tensor(rows[f] if i < 3 else f, device=data.device) for i, f in enumerate(flat))

@@ -9,15 +9,17 @@ import numpy as np
 from compgen.tasks.base import Task
 
 
-def regression_r2(predicted: np.ndarray, truth: np.ndarray, grid) -> list[float]:
+def regression_r2(predicted: np.ndarray, truth: np.ndarray, grid, scored: list[int]) -> list[float]:
     """Per-factor R² of predictions of the standardised factors, against each factor's variance over
-    the full grid (standardised the same way); NaN for single-valued factors."""
+    the full grid (standardised the same way); NaN for single-valued factors and for those outside
+    `scored` (a factor held constant in the split is predicted trivially)."""
     from compgen.analysis import metrics
 
     _, full_variance = metrics.grid_value_stats([f.values for f in grid.factors])
     spans = np.array([np.ptp(np.asarray(f.values, dtype=np.float64)) for f in grid.factors])
     variance = np.where(spans > 0, np.asarray(full_variance) / np.where(spans > 0, spans, 1.0) ** 2, 0.0)
     mse = np.mean((predicted - truth.astype(np.float64)) ** 2, axis=0)
+    variance = np.where(np.isin(np.arange(len(grid.factors)), scored), variance, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return [float(x) for x in np.where(variance > 0, 1.0 - mse / variance, np.nan)]
 
@@ -51,10 +53,10 @@ class Supervised(Task):
     def encode(self, model, images, codes):
         return model(images), None
 
-    def r2_scores(self, grid, z_train, v_train, z_test, v_test, codes_train, codes_test, varying):
+    def r2_scores(self, grid, z_train, v_train, z_test, v_test, codes_train, codes_test, scored):
         return {
-            "r2_test": regression_r2(z_test, codes_test, grid),
-            "r2_train": regression_r2(z_train, codes_train, grid),
+            "r2_test": regression_r2(z_test, codes_test, grid, scored),
+            "r2_train": regression_r2(z_train, codes_train, grid, scored),
         }
 
 

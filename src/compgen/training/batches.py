@@ -1,9 +1,10 @@
 """Training data on the device, and vectorised sampling of composition triplets (SPEC §4).
 
 Triplets are sampled exactly, without rejection: for every factor d the codes are grouped into
-"lines" (codes equal except in d) and into "value groups" (codes with the same class of d), so a
-target is a random other member of the reference's line, and a command a random member of the
-target's value group. Every step is a whole-batch tensor operation.
+"lines" (codes equal except in d), so a target is a random other member of the reference's line,
+and the command starts at the target and steps, factor by factor in order, to a random other member
+of its current line wherever it has one (the original's sequential resampling). Every step is a
+whole-batch tensor operation.
 """
 
 from __future__ import annotations
@@ -51,6 +52,15 @@ def images_to_tensor(images: np.ndarray, device: torch.device | str) -> torch.Te
 
 def action_onehot(d: torch.Tensor, n_factors: int) -> torch.Tensor:
     return F.one_hot(d.long(), n_factors).to(torch.float32)
+
+
+def balanced_weights(labels: np.ndarray) -> torch.Tensor:
+    """Per-row sampling weights 1 / (rows sharing the row's label), as float64: drawn with
+    replacement by these weights, every label present is equally frequent (the original's
+    `ImbalancedSampler`, SPEC §4 `training.rebalance`)."""
+    labels = np.asarray(labels)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    return torch.as_tensor(1.0 / counts[inverse.reshape(-1)], dtype=torch.float64)
 
 
 def flat_index(classes: np.ndarray, sizes) -> np.ndarray:
@@ -127,15 +137,43 @@ class CodeTables:
         j = j + (j >= own).long()
         return self.line_order[d, start + j]
 
-    def same_value(self, d: torch.Tensor, value: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """A uniformly random row whose class of factor d is `value`."""
-        start, count = self.value_start[d, value], self.value_count[d, value]
-        return self.value_order[d, start + self._uniform_below(count, generator)]
+    def command(self, target: torch.Tensor, d: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The command row for each (target, d), drawn as the original's `TripletDataset`.
+
+        Original: `src/dataset/tuples.py` (mmrl/lost-in-latent-space), `TripletDataset.__getitem__`
+        lines 190-194 start from the target's code and, for every factor f != d in index order,
+        replace f by `sample_factor` (lines 209-230): the values of f that keep the *current* code
+        (earlier factors already resampled) in the dataset's subset are valid (lines 212-218; the
+        subset is the training one: `scripts/experiments/composition.py` line 126,
+        `src/dataset/dsprites.py` lines 142-143, `IndexMap`, `src/dataset/tuples.py` lines 18-37); if
+        more than one is valid the current value is excluded and one of the others is drawn
+        uniformly (lines 221, 227-230), else the current value is kept (lines 223-225). The current
+        value of f != d is the reference's (the target differs from it in d only), so the command
+        differs from the reference in every factor where, at its turn, another valid value exists.
+        Here the valid codes are the rows of these tables, and a factor's step is a move to a
+        uniformly random other member of the current row's line in f: k whole-batch steps.
+        """
+        cur = target
+        for f in range(self.k):
+            start, count = self.line_start[f, cur], self.line_count[f, cur]
+            own = self.rank[f, cur] - start
+            j = self._uniform_below((count - 1).clamp_min(1), generator)
+            j = j + (j >= own).long()
+            j = torch.where((d != f) & (count >= 2), j, own)  # no step: stay on the current row
+            cur = self.line_order[f, start + j]
+        return cur
 
     def triplets_from_targets(self, target: torch.Tensor, generator: torch.Generator) -> Triplets:
+        """Triplets built backwards from given targets: d, then the reference, then the command.
+
+        The command is drawn as in training (`command`), with these tables' codes as the valid ones.
+        The original builds no held-out triplets (its test pass, `scripts/experiments/composition.py`
+        lines 208-216, is commented out, and its analysis scores single images), so its procedure
+        is followed with the tables' pool (for `heldout_triplets`: train and test codes) as validity.
+        """
         d = self.choose_factor(target, generator)
         ref = self.line_neighbour(target, d, generator)
-        cmd = self.same_value(d, self.classes[target, d], generator)
+        cmd = self.command(target, d, generator)
         return Triplets(ref, cmd, target, d)
 
 
@@ -143,12 +181,20 @@ class TripletSampler:
     """Composition triplets (ref, cmd, target, d) as row indices into the training subset.
 
     Random numbers come from `generator` (tables live on its device); results move to `device`.
-    A reference is drawn uniformly among rows that have another valid value in some factor; d
+    A reference is drawn uniformly among rows that have another valid value in some factor (or, with
+    `ref_weights`, one weight per row of `train_classes`, by those weights: `training.rebalance`); d
     uniformly among those factors; the target is a random training code differing from the
-    reference in d only; the command a random training code sharing the target's class of d.
+    reference in d only; the command as the original's (`CodeTables.command`).
     """
 
-    def __init__(self, train_classes: np.ndarray, sizes, generator: torch.Generator, device="cpu"):
+    def __init__(
+        self,
+        train_classes: np.ndarray,
+        sizes,
+        generator: torch.Generator,
+        device="cpu",
+        ref_weights: torch.Tensor | None = None,
+    ):
         self.generator = generator
         self.device = torch.device(device)
         self.tables = CodeTables(train_classes, sizes, device=generator.device)
@@ -157,6 +203,12 @@ class TripletSampler:
             raise ValueError(
                 "no training code has another valid value in any factor: no composition triplets exist"
             )
+        self.ref_weights = None
+        if ref_weights is not None:
+            if len(ref_weights) != self.tables.n:
+                raise ValueError(f"{len(ref_weights)} reference weights for {self.tables.n} training codes")
+            weights = torch.as_tensor(ref_weights, dtype=torch.float64, device=generator.device)
+            self.ref_weights = weights[self.eligible]
 
     @property
     def n_factors(self) -> int:
@@ -164,11 +216,14 @@ class TripletSampler:
 
     def sample(self, batch_size: int) -> Triplets:
         g = self.generator
-        pick = torch.randint(self.eligible.numel(), (batch_size,), generator=g, device=g.device)
+        if self.ref_weights is None:
+            pick = torch.randint(self.eligible.numel(), (batch_size,), generator=g, device=g.device)
+        else:
+            pick = torch.multinomial(self.ref_weights, batch_size, replacement=True, generator=g)
         ref = self.eligible[pick]
         d = self.tables.choose_factor(ref, g)
         target = self.tables.line_neighbour(ref, d, g)
-        cmd = self.tables.same_value(d, self.tables.classes[target, d], g)
+        cmd = self.tables.command(target, d, g)
         return Triplets(*(t.to(self.device) for t in (ref, cmd, target, d)))
 
 

@@ -63,10 +63,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fit rows, validation rows), both sorted: a seeded `fraction` of the training subset."""
-    n_val = min(n - 1, max(1, int(round(fraction * n))))
+# What selects the best epoch (`training.validation`): a sample of the training subset that is also
+# trained on (the original's choice), or a slice held out from training.
+VALIDATION_KINDS = ("train_sample", "holdout")
+
+
+def validation_split(
+    n: int, fraction: float, seed: int, kind: str = "train_sample"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, validation rows), both sorted. The validation rows are a seeded `fraction` of the
+    training subset's n rows, the same rows for either kind; `train_sample` fits every row (the
+    validation rows too), `holdout` fits the others only (and keeps at least one)."""
+    if kind not in VALIDATION_KINDS:
+        raise ValueError(
+            f"training.validation: unknown kind {kind!r}; allowed: {', '.join(VALIDATION_KINDS)}"
+        )
     perm = np.random.default_rng(seed).permutation(n)
+    if kind == "train_sample":
+        n_val = min(n, max(1, int(round(fraction * n))))
+        return np.arange(n), np.sort(perm[:n_val])
+    n_val = min(n - 1, max(1, int(round(fraction * n))))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
@@ -111,13 +127,16 @@ def load_training_data(
     dataset_path, split_path, run: dict, device: torch.device, channels_last: bool
 ) -> TrainingData:
     """The run's training subset on the device, split into fitted and validation rows."""
+    cfg = run["training"]
     grid = check_dataset(dataset_path)
     train_flat, _ = load_split(split_path, grid)
     train_flat = np.asarray(train_flat, dtype=np.int64)
     if train_flat.size < 2:
         raise ValueError(f"{split_path}: the training subset has {train_flat.size} images; need at least 2")
     classes = grid.classes(train_flat)
-    fit, val = validation_split(train_flat.size, float(run["training"]["val_fraction"]), int(run["seed"]))
+    fit, val = validation_split(
+        train_flat.size, float(cfg["val_fraction"]), int(run["seed"]), cfg["validation"]
+    )
     factors = torch.as_tensor(grid.standardised(grid.values(classes)), dtype=torch.float32, device=device)
     images = DeviceImages(
         images_to_tensor(read_rows(dataset_path, train_flat), device), channels_last=channels_last
@@ -133,6 +152,7 @@ def load_training_data(
         recon=run["model"]["recon"],
         device=device,
         seed=int(run["seed"]),
+        rebalance=cfg["rebalance"],
     )
 
 
@@ -140,7 +160,8 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
     """Data, model, optimiser, objective and the ignite trainer of one run, seeded.
 
     The intra-op thread count is the run's own (`threads`, from its resources), not what the
-    scheduler grants: reductions over another number of threads give other weights."""
+    scheduler grants: reductions over another number of threads give other weights.
+    """
     cfg, model_cfg, seed = run["training"], run["model"], int(run["seed"])
     torch.set_num_threads(int(run["threads"]))
     data_sha256, split_sha256 = file_sha256(dataset_path), file_sha256(split_path)
@@ -245,6 +266,14 @@ def summarise(training: TrainingRun, resumed_epoch: int) -> dict:
         "amp": training.amp,
         "n_train": int(data.fit.size),
         "n_val": int(data.val.size),
+        # Which rows selected the best epoch; "trained_on": whether they were also trained on.
+        "validation": {
+            "kind": training.run["training"]["validation"],
+            "n": int(data.val.size),
+            "fraction": float(training.run["training"]["val_fraction"]),
+            "trained_on": bool(np.isin(data.val, data.fit).all()),
+        },
+        "rebalance": data.rebalance,
         "steps_per_epoch": training.steps_per_epoch,
         "epochs": len(record.history),
         "best_epoch": record.best_epoch,

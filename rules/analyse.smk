@@ -40,5 +40,7 @@ rule run_figure:
     localrule: True
     conda:
         "../envs/compgen.yaml"
+    params:
+        data_note=lambda wildcards: data_note(wildcards.dataset),
     script:
         "../workflow/scripts/run_figure.py"

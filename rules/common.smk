@@ -1,5 +1,7 @@
 # The study table built from the validated config, wildcard constraints and input helpers.
+from compgen.datasets import family
 from compgen.datasets.official import resolve_source
+from compgen.datasets.provenance import STAND_IN, is_stand_in
 from compgen.study import OutputFolderError, Study, StudyError, check_output_folder
 from compgen.tasks import TASKS, get_task
 
@@ -34,6 +36,19 @@ def official_file(wildcards):
     return [str(path)] if source == "official" else []
 
 
+def data_note(dataset):
+    """ "procedural stand-in" when the dataset's generator stands in for its official file: the
+    decision prepare_dataset makes, and records in the dataset's provenance."""
+    source, _ = resolve_source(dataset, config["datasets"][dataset])
+    return STAND_IN if is_stand_in(dataset, source) else ""
+
+
+def data_notes(datasets):
+    """The stand-in notes of several datasets, as one line ("" when all are official)."""
+    marked = sorted({d for d in datasets if data_note(d)})
+    return f"{STAND_IN}: {', '.join(marked)}" if marked else ""
+
+
 def run_of(wildcards):
     return STUDY.run(wildcards.dataset, wildcards.condition, wildcards.model, wildcards.seed)
 
@@ -46,9 +61,13 @@ def run_paths(pattern, runs=None):
 
 
 def run_figure_input(wildcards):
-    """What the figure is drawn from: the training log for the curves, else the analysis arrays."""
+    """What the figure is drawn from: the training log (and run.json, for the data's provenance)
+    for the curves, else the analysis arrays."""
     if wildcards.figure == "curves":
-        return {"train_log": rules.train.output.train_log.format(**wildcards)}
+        return {
+            "train_log": rules.train.output.train_log.format(**wildcards),
+            "run": rules.train.output.run.format(**wildcards),
+        }
     return {"arrays": rules.analyse.output.arrays.format(**wildcards)}
 
 

@@ -11,6 +11,8 @@ rule prepare_dataset:
         mem_mb=4000,
     params:
         settings=lambda wildcards: config["datasets"][wildcards.dataset],
+        # A new renderer version rebuilds the dataset (params changes trigger a rerun).
+        generator=lambda wildcards: family(wildcards.dataset).generator_version,
     script:
         "../workflow/scripts/prepare_dataset.py"
 
@@ -30,5 +32,7 @@ rule dataset_preview:
     localrule: True
     conda:
         "../envs/compgen.yaml"
+    params:
+        data_note=lambda wildcards: data_note(wildcards.dataset),
     script:
         "../workflow/scripts/dataset_preview.py"

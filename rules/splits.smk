@@ -33,5 +33,7 @@ rule split_figure:
     localrule: True
     conda:
         "../envs/compgen.yaml"
+    params:
+        data_note=lambda wildcards: data_note(wildcards.dataset),
     script:
         "../workflow/scripts/split_figure.py"

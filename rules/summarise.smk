@@ -15,6 +15,7 @@ rule group_table:
     conda:
         "../envs/compgen.yaml"
     params:
+        data_note=lambda wildcards: data_notes(r.dataset for r in STUDY.groups[wildcards.group].runs),
         runs=lambda wildcards: [r.spec for r in STUDY.groups[wildcards.group].runs],
         title=lambda wildcards: STUDY.groups[wildcards.group].title,
         models=config["models"],
@@ -39,6 +40,7 @@ rule study_csv:
     conda:
         "../envs/compgen.yaml"
     params:
+        data_note=data_notes(r.dataset for r in STUDY.runs),
         runs=[r.spec for r in STUDY.runs],
     script:
         "../workflow/scripts/study_csv.py"
@@ -61,6 +63,7 @@ rule group_figure:
     conda:
         "../envs/compgen.yaml"
     params:
+        data_note=lambda wildcards: data_notes(r.dataset for r in STUDY.groups[wildcards.group].runs),
         panels=lambda wildcards: group_panels(wildcards),
         models=config["models"],
         title=lambda wildcards: STUDY.groups[wildcards.group].title,

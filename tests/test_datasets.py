@@ -97,6 +97,26 @@ def test_prepare_writes_layout_and_provenance(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
 
 
+def test_provenance_says_procedural_in_one_attribute(tmp_path):
+    """`source` (procedural | official) is a top-level HDF5 attribute and a key of the JSON
+    `provenance` attribute, which training copies into run.json's `data` block."""
+    path = tmp_path / "mpi3d.h5"
+    subsample = {"object_color": 6, "object_shape": 6, "camera_height": 3, "background_color": 3}
+    subsample |= {"horizontal_axis": 20, "vertical_axis": 20}
+    prepare_dataset("mpi3d", {"source": "procedural", "subsample": subsample}, path)
+    version = REGISTRY["mpi3d"].generator_version
+    with h5py.File(path) as f:
+        assert f.attrs["source"] == "procedural" and f.attrs["dataset"] == "mpi3d"
+        assert f.attrs["generator"] == "compgen.datasets.mpi3d" and f.attrs["generator_version"] == version
+    prov = read_provenance(path)
+    assert (prov["source"], prov["generator"], prov["generator_version"]) == (
+        "procedural",
+        "compgen.datasets.mpi3d",
+        version,
+    )
+    assert "file" not in prov and "file_sha256" not in prov
+
+
 def test_read_rows_by_blocks_equals_a_full_read(tmp_path):
     path = tmp_path / "circles.h5"
     prepare_dataset("circles", {"source": "procedural"}, path)

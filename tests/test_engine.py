@@ -205,3 +205,14 @@ def test_non_finite_loss_stops_with_step_and_parts(data, tmp_path, monkeypatch):
         train_run(dataset, split, make_run(), tmp_path / "out", tmp_path / "ckpt")
     assert latest_checkpoint(tmp_path / "ckpt").name == "ckpt_epoch1.pt"
     assert not (tmp_path / "out" / "model.pt").exists()
+
+
+def test_batch_norm_models_train_when_an_epoch_would_end_with_a_lone_row(data, tmp_path):
+    """28 training rows in batches of 27: the last row is left out, not a batch of one (which
+    batch norm refuses in training)."""
+    dataset, split = data
+    run = make_run(epochs=2, model_keys={"encoder": "kim_bn", "decoder": "kim_bn"}, batch_size=27)
+    training = setup_run(dataset, split, run)
+    assert training.data.fit.size == 28 and training.steps_per_epoch == 1
+    summary = write_outputs(training, tmp_path / "out", fit(training, tmp_path / "ckpt"))
+    assert summary["epochs"] == 2 and np.isfinite(summary["best_val"])

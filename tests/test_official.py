@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from compgen.datasets import REGISTRY, DatasetFamily
-from compgen.datasets.official import OFFICIAL_FILES, convert_official, resolve_source
+from compgen.datasets.official import OFFICIAL_FILES, convert_official, official_path, resolve_source
 from compgen.datasets.prepare import prepare_dataset
 from compgen.datasets.store import DatasetError, check_dataset, read_provenance, read_rows
 from compgen.grid import Factor, Grid
@@ -130,7 +130,7 @@ def test_official_file_is_converted(tmp_path, name, compressed):
     assert np.array_equal(read_rows(out, np.arange(grid.n), key="factor_classes"), grid.all_classes())
     prov = read_provenance(out)
     assert prov["source"] == "official" and prov["file"] == str(source)
-    assert prov["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert prov["file_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("name", ["dsprites", "shapes3d", "mpi3d"])
@@ -313,7 +313,19 @@ def test_source_resolution(tmp_path):
     assert resolve_source("shapes3d", {"source": "auto", "path": absent}) == ("procedural", None)
     assert resolve_source("circles", {"source": "auto"}) == ("procedural", None)
     assert resolve_source("mpi3d", {})[0] in ("official", "procedural")  # auto by default
-    assert OFFICIAL_FILES["mpi3d"] == "data/raw/mpi3d/mpi3d_toy.npz"
+    assert OFFICIAL_FILES["mpi3d"] == "data/raw/mpi3d/mpi3d_real.npz"  # the photographs, as the paper
+
+
+def test_mpi3d_defaults_to_the_photographs_and_takes_other_releases_by_path(tmp_path):
+    assert str(official_path("mpi3d", {})) == "data/raw/mpi3d/mpi3d_real.npz"
+    with pytest.raises(
+        DatasetError, match=r"expected mpi3d_real\.npz .*default data/raw/mpi3d/mpi3d_real\.npz"
+    ):
+        resolve_source("mpi3d", {"source": "official", "path": str(tmp_path / "nowhere.npz")})
+    for release in ("mpi3d_toy.npz", "mpi3d_realistic.npz"):
+        path = tmp_path / release
+        path.touch()
+        assert resolve_source("mpi3d", {"path": str(path)}) == ("official", path)
 
 
 def test_prepare_dataset_converts_the_official_file_when_present(tmp_path, monkeypatch):
@@ -413,7 +425,7 @@ def test_provenance_records_the_source_used(tmp_path, monkeypatch):
     prepare_dataset("mpi3d", {"path": str(link)}, tmp_path / "official.h5")
     prov = read_provenance(tmp_path / "official.h5")
     assert prov["source"] == "official" and prov["file"] == str(link)
-    assert prov["sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
+    assert prov["file_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
     prepare_dataset("mpi3d", {"path": str(tmp_path / "absent.npz")}, tmp_path / "generated.h5")
     prov = read_provenance(tmp_path / "generated.h5")
-    assert prov["source"] == "procedural" and "file" not in prov and "sha256" not in prov
+    assert prov["source"] == "procedural" and "file" not in prov and "file_sha256" not in prov

@@ -30,41 +30,88 @@ def base(tmp_path_factory):
 
 
 def test_neurips_study_config():
+    """The NeurIPS study as the original's bin scripts ran it (see the comments in config/config.yaml)."""
     study = Study(load_config(ROOT / "config/config.yaml"))
-    # 4 composition models on 1 + 4 + 2 + 2 + 2 conditions, 3 supervised runs, and the unbiased-MMD
-    # WAEs (2 ops) on the 3 failure cases, 3 seeds each.
-    assert len(study.runs) == (4 * 11 + 3 + 2 * 3) * 3 == 159
+    # dSprites 4 models x (sqr2tx, none); 3DShapes 4 x 5 and the sbd4 VAE x 4; MPI3D VAEs x (cyl2vx,
+    # none), cyl2bkg, bkg2cyl and WAEs x (cyl2vx, bkg2cyl); Circles and Simple 1 x 2 each; unbiased
+    # WAEs 2 x 3; regressors 3; three seeds each.
+    assert len(study.runs) == (8 + 20 + 4 + 4 + 2 + 2 + 4 + 4 + 6 + 3) * 3 == 171
     run = study.run("circles", "midpos", "vae_fixint_sbd", 2)
     assert run.spec["training"]["batch_size"] == 16 and run.spec["training"]["lr"] == 3e-4
-    assert run.spec["model"]["decoder"] == "sbd" and run.resources["runtime"] == 120
-    assert (
-        study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "vae_fixint_mpi", 0).spec["training"]["epochs"] == 50
-    )
-    assert (
-        study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "wae_fixint_mpi", 0).spec["training"]["epochs"] == 200
-    )
+    assert run.spec["model"]["decoder"] == "sbd3" and run.resources["runtime"] == 120
+    assert study.run("simple", "midpos", "vae_fixint_sbd", 0).spec["training"]["lr"] == 1e-4
+    sbd4 = study.run("shapes3d", "fhue2whue", "vae_interp_sbd4", 0).spec
+    assert sbd4["model"]["decoder"] == "sbd4" and sbd4["training"]["epochs"] == 20
+    epochs = lambda cond, model: study.run("mpi3d", cond, model, 0).spec["training"]["epochs"]  # noqa: E731
+    assert epochs("cyl2vx+four_shapes+fix_hx", "vae_fixint_mpi") == 50
+    assert epochs("cyl2vx+four_shapes+fix_hx", "wae_fixint_mpi") == 200
+    assert epochs("cyl2bkg+four_shapes+fix_hx", "vae_interp_mpi") == 100
     wae = study.run("dsprites", "sqr2tx", "wae_interp", 1).spec["model"]
     assert wae["loss"] == "wae" and wae["recon"] == "mse_raw" and wae["mmd_weight"] == 10
     assert wae["mmd"] == "original"  # the paper's numerics
     assert study.run("dsprites", "sqr2tx", "wae_interp_unbiased", 0).spec["model"]["mmd"] == "unbiased"
+    # The regressors as the original's `prediction` training: kim (montero on MPI3D), lr 1e-3, 100
+    # epochs, batch 64, the best epoch on a held-out 20 %.
+    for dataset, condition, model, encoder in [
+        ("dsprites", "ell2tx", "regressor", "kim"),
+        ("shapes3d", "shape2ohue+even_ohues", "regressor", "kim"),
+        ("mpi3d", "cyl2vx+four_shapes+fix_hx", "regressor_mpi", "montero"),
+    ]:
+        spec = study.run(dataset, condition, model, 0).spec
+        assert spec["model"]["encoder"] == encoder
+        assert (spec["training"]["lr"], spec["training"]["epochs"], spec["training"]["batch_size"]) == (
+            1e-3,
+            100,
+            64,
+        )
+        assert (spec["training"]["validation"], spec["training"]["val_fraction"]) == ("holdout", 0.2)
     assert set(study.groups) == {
         "failure_cases",
         "wae_mmd_correction",
         "success_cases",
+        "mpi3d_bkg2cyl",
         "shapes3d_conditions",
+        "shapes3d_sbd4",
         "circles_simple",
         "supervised",
     }
-    assert len(study.groups["supervised"].runs) == 9
+    # The main text's MPI3D success case excludes two backgrounds for the cylinder.
+    success = {(r.dataset, r.condition) for r in study.groups["success_cases"].runs}
+    assert ("mpi3d", "cyl2bkg+four_shapes+fix_hx") in success
+    assert ("mpi3d", "bkg2cyl+four_shapes+fix_hx") not in success
+    # All-data references sit right after their dataset's conditions, with the same modifiers.
+    failure = [(r.dataset, r.condition) for r in study.groups["failure_cases"].runs]
+    assert failure.index(("dsprites", "none")) > failure.index(("dsprites", "sqr2tx"))
+    assert failure.index(("dsprites", "none")) < failure.index(("shapes3d", "shape2ohue"))
+    assert ("mpi3d", "none+four_shapes+fix_hx") in failure and ("mpi3d", "none") not in failure
+    # per dataset: the condition's 4 models and their references (MPI3D: VAEs only, as the original)
+    assert len(study.groups["failure_cases"].runs) == (4 + 4 + 4 + 4 + 4 + 2) * 3
+    assert len(study.groups["supervised"].runs) == 9  # no reference regressors
     assert study.splits_used().count(("mpi3d", "cyl2vx+four_shapes+fix_hx")) == 1
 
 
 def test_iclr_study_config():
+    """The ICLR study with the ICLR code's settings (disent-and-gen scripts/configs, bin scripts)."""
     study = Study(load_config(ROOT / "config/iclr2021.yaml"))
-    assert len(study.runs) == 8 * 9 * 3 == 216
+    # dSprites 3 conditions x (VAE, beta 8, 12, CCI; FactorVAE x 3, MLP beta-VAE; 2 decoders);
+    # 3DShapes 4 x (4 + 3 + 3 decoders); MPI3D 5 x (4 + 3 + 1 decoder); three seeds.
+    assert len(study.runs) == (3 * 10 + 4 * 10 + 5 * 8) * 3 == 330
+    spec = lambda d, c, m: study.run(d, c, m, 0).spec  # noqa: E731
+    vae = spec("dsprites", "sqr2tx", "vae_dsprites")
+    assert (vae["model"]["encoder"], vae["model"]["decoder"]) == ("burgess_v2", "burgess_v2")
+    assert (vae["training"]["epochs"], vae["training"]["lr"], vae["training"]["batch_size"]) == (30, 1e-4, 64)
+    assert spec("shapes3d", "shape2ohue", "vae")["model"]["encoder"] == "kim"
+    assert spec("mpi3d", "cyl2hx", "betavae_beta12")["model"]["beta"] == 12
+    factor = spec("dsprites", "leave1out", "factorvae_gamma50")
+    assert factor["model"]["gamma"] == 50 and factor["model"]["disc_lr"] == 1e-5
+    assert factor["training"]["batch_size"] == 128 and factor["model"]["encoder"] == "kim"
+    cci = spec("shapes3d", "missing_fh", "ccivae")["model"]
+    assert (cci["gamma"], cci["capacity_max"], cci["capacity_steps"]) == (50, 20, 10000)
+    decoder = spec("mpi3d", "objc2horz", "gt_decoder_decoderdeep_bn")
+    assert decoder["model"]["inputs"] == "raw" and decoder["model"]["decoder"] == "deep_bn"
+    assert (decoder["training"]["lr"], decoder["training"]["epochs"]) == (1e-3, 500)
+    assert decoder["training"]["max_steps_per_epoch"] == 10
     assert {r.spec["model"]["task"] for r in study.runs} == {"unsupervised", "gt_decoder"}
-    assert study.run("dsprites", "leave1out", "factor50", 0).spec["model"]["gamma"] == 50
-    assert {len(g.runs) for g in study.groups.values()} == {72}
 
 
 def test_demo_config_is_small():
@@ -352,3 +399,27 @@ def test_a_group_member_listed_twice_is_refused(base):
         StudyError, match=r"groups.twice.members\[1\]: dsprites/sqr2tx is already members\[0\]"
     ):
         Study(config)
+
+
+def test_group_shows_references_with_the_members_modifiers_unless_told_not_to(tmp_path):
+    config = yaml.safe_load(BASE)
+    config["experiments"][0]["conditions"] = ["sqr2tx", "ell2tx+sparse_posX", "none", "none+sparse_posX"]
+    config["experiments"][0]["seeds"] = [0]
+    config["datasets"]["dsprites"] = {"subsample": {"posY": 2}}  # keeps sparse_posX's classes
+    config["groups"] = {
+        "plain": {"members": [{"dataset": "dsprites", "condition": "sqr2tx"}], "models": ["vae"]},
+        "sparse": {"members": [{"dataset": "dsprites", "condition": "ell2tx+sparse_posX"}]},
+        "without": {"members": [{"dataset": "dsprites", "condition": "sqr2tx"}], "references": False},
+    }
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(config))
+    groups = Study(load_config(path)).groups
+    shown = lambda g: [(r.condition, r.model) for r in groups[g].runs]  # noqa: E731
+    assert shown("plain") == [("sqr2tx", "vae"), ("none", "vae")]
+    assert shown("sparse") == [
+        ("ell2tx+sparse_posX", "vae"),
+        ("ell2tx+sparse_posX", "vae_fixint"),
+        ("none+sparse_posX", "vae"),
+        ("none+sparse_posX", "vae_fixint"),
+    ]
+    assert shown("without") == [("sqr2tx", "vae"), ("sqr2tx", "vae_fixint")]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from matplotlib import rc_context
@@ -19,8 +22,26 @@ _STABLE_METADATA = {
 }
 
 
+# A note every figure saved inside `noted(...)` carries in its corner (e.g. "procedural stand-in"),
+# so drawing code need not thread it through every plot function.
+_NOTE: ContextVar[str] = ContextVar("figure_note", default="")
+
+
+@contextmanager
+def noted(note: str) -> Iterator[None]:
+    token = _NOTE.set(note)
+    try:
+        yield
+    finally:
+        _NOTE.reset(token)
+
+
 def save_figure(fig: Figure, path: str | os.PathLike) -> None:
     path = Path(path)
+    if _NOTE.get():
+        fig.text(
+            0.995, 0.005, _NOTE.get(), ha="right", va="bottom", fontsize=9, color="#b2182b", style="italic"
+        )
     fmt = path.suffix.lstrip(".").lower() or "png"
     if fmt not in _STABLE_METADATA:
         raise ValueError(f"unsupported figure format {fmt!r} for {path}; use png, pdf or svg")

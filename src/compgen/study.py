@@ -4,6 +4,10 @@ The JSON schema checks keys and types and fills in defaults (compgen.config); th
 what a schema cannot: that datasets, factors, conditions, modifiers and models named in one place
 exist in another, that each model suits its task and grid, that every split is non-empty, and that
 no run is declared twice.
+
+A study takes models as compgen.config.validate_config leaves them: sweeps and experiments'
+model_overrides already replaced by the models they derive (compgen.config.derive_models), each
+under its own name, so that a run's model name (and its folder) means one model.
 """
 
 from __future__ import annotations
@@ -141,6 +145,12 @@ class Study:
     def _build_runs(self) -> list[Run]:
         runs: dict[str, Run] = {}
         models = self.config["models"]
+        for name, model in models.items():
+            if "sweep" in model:
+                raise StudyError(
+                    f"config key models.{name}.sweep: not expanded; a study takes a config "
+                    "checked by compgen.config.validate_config, which derives the swept models"
+                )
         named: dict[str, int] = {}  # name -> index; the name keys its default group and figure
         for i, exp in enumerate(self.config["experiments"]):
             first = named.setdefault(exp["name"], i)
@@ -166,6 +176,15 @@ class Study:
                         f"allowed: {', '.join(sorted(models))}"
                     )
                 self._check_model(model_name, grid, f"{where}.models[{j}]")
+                overrides = exp.get("model_overrides", {})
+                if any(
+                    key not in models[model_name] or models[model_name][key] != value
+                    for key, value in overrides.items()
+                ):
+                    raise StudyError(
+                        f"config key {where}.model_overrides: not applied to model {model_name!r}; a study "
+                        "takes a config checked by compgen.config.validate_config, which derives the models"
+                    )
             for cond_name in exp["conditions"]:
                 for model_name in exp["models"]:
                     for seed in exp["seeds"]:
@@ -286,8 +305,35 @@ class Study:
                         + f"; allowed: {', '.join(trained) or '(none)'}"
                     )
                 runs.extend(matched)
+            if spec.get("references", True):
+                runs = self._with_references(runs, members, wanted_models)
             groups[name] = Group(name, spec.get("title", name), tuple(runs))
         return groups
+
+    def _with_references(self, runs: list[Run], members, wanted_models) -> list[Run]:
+        """The group's runs with, after the last member of each dataset, the all-data reference
+        runs (family none) of that dataset with a member's modifiers and one of the group's models
+        (all models of its members when the group names none)."""
+        models = set(wanted_models or {r.model for r in runs})
+        out = list(runs)
+        for dataset in dict.fromkeys(d for d, _ in members):
+            wanted = {self._modifiers(dataset, c) for d, c in members if d == dataset}
+            references = [
+                r
+                for r in self.runs
+                if r.dataset == dataset
+                and r.model in models
+                and self.condition(dataset, r.condition).family == "none"
+                and self._modifiers(dataset, r.condition) in wanted
+                and r not in out
+            ]
+            if references:
+                last = max(i for i, r in enumerate(out) if r.dataset == dataset)
+                out[last + 1 : last + 1] = references
+        return out
+
+    def _modifiers(self, dataset: str, condition: str) -> frozenset[str]:
+        return frozenset(name for name, _ in self.condition(dataset, condition).modifiers)
 
     # -- what the workflow needs ----------------------------------------------------------
     def datasets_used(self) -> list[str]:

@@ -6,5 +6,6 @@ draw_run_figure(
     snakemake.wildcards.figure,
     arrays_path=snakemake.input.get("arrays"),
     train_log_path=snakemake.input.get("train_log"),
+    run_info_path=snakemake.input.get("run"),
     out_path=snakemake.output.figure,
 )

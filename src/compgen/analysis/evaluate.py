@@ -21,7 +21,8 @@ from compgen.analysis import metrics
 from compgen.analysis.traversals import latent_traversals
 from compgen.atomic import atomic_path, write_json
 from compgen.conditions import load_split
-from compgen.datasets.store import check_dataset, read_rows
+from compgen.datasets.provenance import data_note
+from compgen.datasets.store import check_dataset, read_provenance, read_rows
 from compgen.grid import Grid
 from compgen.losses import reconstruction_per_image, to_pixels
 from compgen.tasks import Task, get_task, load_trained
@@ -126,8 +127,14 @@ def latent_scores(
     r2_test_mean is the mean over the scored factors. Returns the scores and what the figures
     reuse: the standard DCI importances (latents x scored factors), the latent matched to each
     scored factor, and `scored` itself."""
-    v_train, v_test = grid.values(classes_train), grid.values(classes_test)
     n_factors = len(grid.sizes)
+    heldout = len(z_test) > 0
+    z_all = np.concatenate([z_train, z_test])
+    classes_all = np.concatenate([classes_train, classes_test])
+    if not heldout:
+        # An all-data reference: DCI's informativeness is measured in-sample, on training images.
+        z_test, classes_test = z_train, classes_train
+    v_train, v_test = grid.values(classes_train), grid.values(classes_test)
     if task.has_representation and scored:
         dci = metrics.dci(z_train, v_train[:, scored], z_test, v_test[:, scored])
         # A stream of its own, so that the dummy targets leave the figure samples unchanged.
@@ -142,9 +149,7 @@ def latent_scores(
             grid.standardised(v_test),
             scored,
         )
-        mig = metrics.mig(
-            np.concatenate([z_train, z_test]), np.concatenate([classes_train, classes_test])[:, scored]
-        )
+        mig = metrics.mig(z_all, classes_all[:, scored])
     else:
         none = {"disentanglement": np.nan, "completeness": np.nan, "informativeness": np.nan}
         # Code unit k is factor k.
@@ -153,9 +158,12 @@ def latent_scores(
         r2 = {"r2_test": [np.nan] * n_factors}
         mig = np.nan
     # Whatever a task returns, a factor that does not vary in the split has no R².
+    if not heldout:
+        r2["r2_test"] = [np.nan] * n_factors
     is_scored = np.isin(np.arange(n_factors), scored)
     r2 = {key: np.where(is_scored, np.asarray(v, dtype=np.float64), np.nan) for key, v in r2.items()}
     r2_scored = r2["r2_test"][is_scored]
+    train_scored = r2["r2_train"][is_scored] if "r2_train" in r2 else np.array([np.nan])
     scores = {
         "factors_scored": [grid.names[k] for k in scored],
         "dci_disentanglement": float(dci["disentanglement"]),
@@ -167,6 +175,7 @@ def latent_scores(
         "mig": float(mig),
         **{key: dict(zip(grid.names, map(float, values), strict=True)) for key, values in r2.items()},
         "r2_test_mean": float(np.nanmean(r2_scored)) if np.isfinite(r2_scored).any() else float("nan"),
+        "r2_train_mean": float(np.nanmean(train_scored)) if np.isfinite(train_scored).any() else float("nan"),
     }
     return scores, {"importance": dci["importance"], "matching": dci["matching"], "scored": list(scored)}
 
@@ -180,15 +189,20 @@ def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generato
         sample(inputs.test, inputs.sizes["n_test"], rng),
     )
     z_train, loss_train = encode_and_score(model, task, inputs, train_s)
-    z_test, loss_test = encode_and_score(model, task, inputs, test_s)
+    # An all-data reference has no held-out images.
+    z_test, loss_test = (
+        encode_and_score(model, task, inputs, test_s) if test_s.size else (z_train[:0], loss_train[:0])
+    )
     scored = scored_factors(grid, inputs.train, inputs.test)
     latent, fitted = latent_scores(
         task, grid, scored, z_train, z_test, grid.classes(train_s), grid.classes(test_s), inputs.seed
     )
     scores = {
         "samples": {"train": int(train_s.size), "test": int(test_s.size)},
+        # False for an all-data reference: every *_test score is then NaN (not applicable).
+        "heldout": bool(inputs.test.size),
         "recon_train": float(loss_train.mean()),
-        "recon_test": float(loss_test.mean()),
+        "recon_test": float(loss_test.mean()) if loss_test.size else float("nan"),
         **latent,
     }
     scores.update(task.extra_scores(model, inputs))
@@ -226,6 +240,7 @@ def figure_arrays(
     train_in, train_out = reconstruct(model, task, inputs, sample(inputs.train, n_images, rng))
     test_in, test_out = reconstruct(model, task, inputs, sample(inputs.test, n_images, rng))
     arrays = {
+        "data_note": np.asarray(data_note(read_provenance(inputs.dataset_path))),
         **factor_arrays(grid, main_factors, fitted),
         "latents": z_plot,
         "latent_classes": grid.classes(plot_idx),

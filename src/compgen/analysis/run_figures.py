@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 from compgen.analysis import figures
 from compgen.analysis.arrays import latent_plot_inputs, load_arrays
+from compgen.datasets.provenance import data_note
+from compgen.figio import noted
 
 
 def _reconstructions(arrays: dict, out_path) -> None:
-    figures.plot_reconstructions(
-        {
-            "training combinations": (arrays["recon_train_inputs"], arrays["recon_train_outputs"]),
-            "held-out combinations": (arrays["recon_test_inputs"], arrays["recon_test_outputs"]),
-        },
-        out_path,
-    )
+    sections = {"training combinations": (arrays["recon_train_inputs"], arrays["recon_train_outputs"])}
+    if len(arrays["recon_test_inputs"]):  # an all-data reference has no held-out combination
+        sections["held-out combinations"] = (arrays["recon_test_inputs"], arrays["recon_test_outputs"])
+    figures.plot_reconstructions(sections, out_path)
 
 
 def _hinton(arrays: dict, out_path) -> None:
@@ -40,10 +40,21 @@ DRAWERS = {
 }
 
 
-def draw_run_figure(figure: str, arrays_path, train_log_path, out_path: str | os.PathLike) -> None:
+def draw_run_figure(
+    figure: str, arrays_path, train_log_path, out_path: str | os.PathLike, run_info_path=None
+) -> None:
+    """Draw one per-run figure; each carries the data's note ("procedural stand-in"), read from the
+    dataset provenance the analysis kept (curves: the one the training recorded in run.json)."""
     if figure == "curves":
-        figures.plot_training_curves(train_log_path, out_path)
+        note = ""
+        if run_info_path is not None:
+            with open(run_info_path) as fh:
+                note = data_note(json.load(fh)["data"])
+        with noted(note):
+            figures.plot_training_curves(train_log_path, out_path)
         return
     if figure not in DRAWERS:
         raise ValueError(f"unknown figure {figure!r}; allowed: curves, {', '.join(DRAWERS)}")
-    DRAWERS[figure](load_arrays(arrays_path), out_path)
+    arrays = load_arrays(arrays_path)
+    with noted(str(arrays["data_note"]) if "data_note" in arrays else ""):
+        DRAWERS[figure](arrays, out_path)

@@ -1,8 +1,13 @@
 """Conditions: filters on factor values or classes -> train/test masks -> split index files.
 
 A filter is a list of clauses, all of which must hold. A clause names a factor and any of
-`values` (list), `classes` (full-grid classes), `gt`, `ge`, `lt`, `le` (thresholds on values).
+`values` (list), `classes` (full-grid classes), `gt`, `ge`, `lt`, `le` (thresholds on values);
+or it is `{any: [clause, clause, ...]}`, which holds where at least one of its clauses holds (an
+OR: a factor outside a range, or either of two factors, as some of the original's masks need).
 Modifiers are filters that shrink the grid on both sides before the condition applies.
+
+Family `none` is the all-data reference: nothing is held out (its test filter is empty) and the
+training set is the whole grid left by its modifiers.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from compgen.grid import Grid
 
 # Factor values come from linspace; thresholds in configs are written with finite precision.
 TOLERANCE = 1e-6
+# The keys of a factor clause; a clause with `any` has that key alone.
+FACTOR_CLAUSE_KEYS = ("factor", "values", "classes", "gt", "ge", "lt", "le")
+# The all-data reference family: train on the whole (modified) grid, hold nothing out.
+NONE_FAMILY = "none"
 
 
 class ConditionError(ValueError):
@@ -66,7 +75,13 @@ class Condition:
             "name": self.name,
             "family": self.family,
             "test": list(self.test),
-            "train": list(self.train) if self.train is not None else "complement of test",
+            "train": (
+                list(self.train)
+                if self.train is not None
+                else "the whole grid (after modifiers); nothing held out"
+                if self.family == NONE_FAMILY
+                else "complement of test"
+            ),
             "modifiers": {name: list(clauses) for name, clauses in self.modifiers},
             "description": self.description,
         }
@@ -74,6 +89,16 @@ class Condition:
 
 def clause_mask(grid: Grid, clause: dict, where: str = "filter") -> np.ndarray:
     """Boolean mask over the whole grid (C order) for one clause."""
+    if not isinstance(clause, dict):
+        raise ConditionError(f"{where}: a clause is a mapping (factor and tests, or any), got {clause!r}")
+    if "any" in clause:
+        return _any_mask(grid, clause, where)
+    unknown = [key for key in clause if key not in FACTOR_CLAUSE_KEYS]
+    if unknown:
+        raise ConditionError(
+            f"{where}: unknown clause key {unknown[0]!r}; allowed: {', '.join(FACTOR_CLAUSE_KEYS)}, "
+            "or any alone"
+        )
     name = clause.get("factor")
     if name not in grid.names:
         raise ConditionError(f"{where}: unknown factor {name!r}; allowed: {', '.join(grid.names)}")
@@ -113,6 +138,33 @@ def clause_mask(grid: Grid, clause: dict, where: str = "filter") -> np.ndarray:
     return np.broadcast_to(keep.reshape(shape), grid.sizes).reshape(-1)
 
 
+def _any_mask(grid: Grid, clause: dict, where: str) -> np.ndarray:
+    """Where at least one of the clauses listed under `any` holds."""
+    others = [key for key in clause if key != "any"]
+    if others:
+        raise ConditionError(
+            f"{where}: a clause with 'any' takes no other key, got {others[0]!r}; "
+            "put each test inside the list under any"
+        )
+    alternatives = clause["any"]
+    if not isinstance(alternatives, list | tuple) or len(alternatives) < 2:
+        raise ConditionError(
+            f"{where}: 'any' takes a list of at least two clauses, one of which must hold; "
+            f"got {alternatives!r}"
+        )
+    mask = np.zeros(grid.n, dtype=bool)
+    for i, alternative in enumerate(alternatives):
+        mask |= clause_mask(grid, alternative, f"{where}.any[{i}]")
+    return mask
+
+
+def clause_factors(clause: dict) -> list[str]:
+    """The factors a clause tests, in order (those of each alternative of an `any` clause)."""
+    if "any" in clause:
+        return [name for alternative in clause["any"] for name in clause_factors(alternative)]
+    return [clause["factor"]]
+
+
 def filter_mask(grid: Grid, clauses, where: str = "filter") -> np.ndarray:
     mask = np.ones(grid.n, dtype=bool)
     for i, clause in enumerate(clauses):
@@ -121,11 +173,26 @@ def filter_mask(grid: Grid, clauses, where: str = "filter") -> np.ndarray:
 
 
 def split_masks(grid: Grid, condition: Condition) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) masks over the grid; raises when either side is empty."""
+    """(train, test) masks over the grid; raises when either side is empty, except that a
+    condition of family `none` (the all-data reference) has an empty test set by definition."""
     where = f"condition {condition.name!r}"
     kept = np.ones(grid.n, dtype=bool)
     for mod_name, clauses in condition.modifiers:
         kept &= filter_mask(grid, clauses, f"{where} modifier {mod_name!r}")
+    if condition.family == NONE_FAMILY:
+        if condition.test or condition.train is not None:
+            raise ConditionError(
+                f"{where}: family 'none' trains on the whole grid and holds nothing out; give it "
+                "an empty test filter (test: []) and no train filter, and shrink the grid with modifiers"
+            )
+        if not kept.any():
+            raise ConditionError(f"{where}: the modifiers leave no image on this grid (sizes {grid.sizes})")
+        return kept, np.zeros(grid.n, dtype=bool)
+    if not condition.test:
+        raise ConditionError(
+            f"{where}: the test filter is empty; a condition of family {condition.family!r} must "
+            "hold something out (family 'none' is the all-data reference)"
+        )
     test = filter_mask(grid, condition.test, f"{where} test") & kept
     if condition.train is None:
         train = kept & ~test
@@ -142,8 +209,9 @@ def main_factors(grid: Grid, condition: Condition) -> tuple[str, str]:
     """The two factors a split or latent figure shows: declared, else those the test filter names."""
     named = list(condition.factors)
     for clause in condition.test:
-        if clause["factor"] not in named:
-            named.append(clause["factor"])
+        for name in clause_factors(clause):
+            if name not in named:
+                named.append(name)
     for name in grid.names:  # pad single-factor conditions with the next factor of the grid
         if len(named) >= 2:
             break

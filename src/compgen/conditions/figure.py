@@ -60,7 +60,8 @@ def plot_split(
     ax.set_xticks(range(0, cols, step_c), _tick_labels(fj)[::step_c], fontsize=7, rotation=90)
     ax.set_ylabel(fi.name)
     ax.set_xlabel(fj.name)
-    ax.set_title(f"{title}\ntrain {train.size:,} · held out {test.size:,} · total {grid.n:,}", fontsize=9)
+    held_out = f"held out {test.size:,}" if test.size else "nothing held out"  # family none
+    ax.set_title(f"{title}\ntrain {train.size:,} · {held_out} · total {grid.n:,}", fontsize=9)
     present = sorted(set(np.unique(state).tolist()))
     ax.legend(
         handles=[Patch(color=STATE_COLOURS[s], label=STATE_NAMES[s]) for s in present],

@@ -24,7 +24,7 @@ REGISTRY: dict[str, DatasetFamily] = {
     "circles": DatasetFamily("circles", sprites.CIRCLES_GRID, sprites.render_circles, "sprites-1"),
     "simple": DatasetFamily("simple", sprites.SIMPLE_GRID, sprites.render_simple, "sprites-1"),
     "shapes3d": DatasetFamily("shapes3d", shapes3d.SHAPES3D_GRID, shapes3d.render_shapes3d, "shapes3d-1"),
-    "mpi3d": DatasetFamily("mpi3d", mpi3d.MPI3D_GRID, mpi3d.render_mpi3d, "mpi3d-1"),
+    "mpi3d": DatasetFamily("mpi3d", mpi3d.MPI3D_GRID, mpi3d.render_mpi3d, mpi3d.GENERATOR_VERSION),
 }
 
 

@@ -17,6 +17,10 @@ from compgen.datasets import raycast
 from compgen.grid import Factor, Grid
 
 SIZE = 64
+# The generator_version the registry (compgen.datasets.REGISTRY) records in a prepared dataset's
+# provenance; bump it whenever the images change. mpi3d-2: the horizontal sweep narrowed from ±40°
+# to ±29°, so that the object is whole in the frame at every pose (see YAW_RANGE).
+GENERATOR_VERSION = "mpi3d-2"
 
 
 def _classes(n: int) -> tuple[float, ...]:
@@ -50,7 +54,14 @@ SHOULDER = np.array([0.0, 50.0, -16.0])  # hangs from a vertical mast coming fro
 MAST = 80.0
 UPPER_LINK, LOWER_LINK = 20.0, 22.0
 UPPER_PITCH = 48.0  # degrees below the horizontal
-YAW_RANGE = (-40.0, 40.0)  # horizontal axis, degrees
+# Horizontal axis, degrees. The object's column is 32 + sin(yaw) * reach, and the reach is longest
+# (43.4 px, the large object) when the second link is level (pitch 0, vertical_axis ~ 9), so at
+# ±40° (generator mpi3d-1) the large objects at horizontal_axis 0 and 39 were cut off by the image
+# edge by up to 23 % of their area, only for vertical_axis < 25: a bias inside the held-out region
+# of cyl2vx. ±29° is the widest whole-degree sweep that keeps every shape at every pose at least
+# two pixels clear of the border (the large pyramid, 9 px half-width, is the tightest); the object
+# still crosses the frame (centre columns 11 to 53). tests/test_mpi3d_framing.py checks it.
+YAW_RANGE = (-29.0, 29.0)
 PITCH_RANGE = (-25.0, 80.0)  # vertical axis, degrees below the horizontal
 UPPER_RADIUS, LOWER_RADIUS = 3.4, 2.5
 OBJECT_RADIUS = (5.0, 7.0)  # small, large
@@ -182,14 +193,14 @@ def object_sprite(shape: int, size: int, camera: int, phase_x: int, phase_y: int
     return pool(hit.astype(float)), pool(shade)
 
 
-def render_mpi3d(grid: Grid, classes: np.ndarray) -> np.ndarray:
-    codes = grid.full_classes(classes)  # values are the full grid's classes
-    colour, shape, size, camera, backdrop, horizontal, vertical = codes.T
+def _object_layer(codes: np.ndarray):
+    """The object sprites of full-grid `codes` (n x 7), placed: (flat, cover, shade).
+
+    `flat` indexes the n x 64 x 64 pixels of each image's 24 x 24 window, `cover` and `shade` are
+    the sprite's coverage and premultiplied shade there (0 where the sprite falls off the image).
+    """
+    _, shape, size, camera, _, horizontal, vertical = codes.T
     n = len(codes)
-
-    poses, pose_of = np.unique(codes[:, [3, 5, 6]], axis=0, return_inverse=True)
-    weights = np.stack([scene_weights(*map(int, p)) for p in poses])[pose_of.ravel()]
-
     centres = np.empty((n, 2))
     for cam in np.unique(camera):
         for sz in np.unique(size):
@@ -212,11 +223,31 @@ def render_mpi3d(grid: Grid, classes: np.ndarray) -> np.ndarray:
     visible = valid[:, 1, :, None] & valid[:, 0, None, :]
     cover = (np.stack([c for c, _ in drawn])[pick] * visible).ravel()
     shade = (np.stack([s for _, s in drawn])[pick] * visible).ravel()
-
     # One flat index per window pixel: much faster than three broadcast index arrays.
     rows = (window_origin[:, 1, None] + offsets)[:, :, None]
     cols = (window_origin[:, 0, None] + offsets)[:, None, :]
     flat = (np.arange(n)[:, None, None] * SIZE * SIZE + rows * SIZE + cols).ravel()
+    return flat, cover, shade
+
+
+def object_coverage(grid: Grid, classes: np.ndarray) -> np.ndarray:
+    """(n, 64, 64) float32: the fraction of each pixel the object covers, as `render_mpi3d` draws it."""
+    codes = grid.full_classes(classes)
+    flat, cover, _ = _object_layer(codes)
+    out = np.zeros(len(codes) * SIZE * SIZE, dtype=np.float32)
+    out[flat] = cover
+    return out.reshape(len(codes), SIZE, SIZE)
+
+
+def render_mpi3d(grid: Grid, classes: np.ndarray) -> np.ndarray:
+    codes = grid.full_classes(classes)  # values are the full grid's classes
+    colour, backdrop = codes[:, 0], codes[:, 4]
+    n = len(codes)
+
+    poses, pose_of = np.unique(codes[:, [3, 5, 6]], axis=0, return_inverse=True)
+    weights = np.stack([scene_weights(*map(int, p)) for p in poses])[pose_of.ravel()]
+
+    flat, cover, shade = _object_layer(codes)
     pixels = weights.reshape(-1, 3)
     window = pixels[flat]
     window[:, :2] *= (1 - cover)[:, None]

@@ -29,7 +29,8 @@ from compgen.grid import Grid
 OFFICIAL_FILES = {
     "dsprites": "data/raw/dsprites/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz",
     "shapes3d": "data/raw/shapes3d/3dshapes.h5",
-    "mpi3d": "data/raw/mpi3d/mpi3d_toy.npz",  # or mpi3d_realistic.npz / mpi3d_real.npz via `path`
+    # The real-world photographs, which the papers used; mpi3d_toy.npz / mpi3d_realistic.npz via `path`.
+    "mpi3d": "data/raw/mpi3d/mpi3d_real.npz",
 }
 LABEL_TOLERANCE = 1e-6
 READ_ERRORS = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error)
@@ -409,7 +410,7 @@ def convert_official(
     full_grid = full_grid or family(name).grid
     grid = full_grid.subsample(subsample)
     with OfficialFile(name, source_path, full_grid) as official:
-        provenance = dict(provenance, source="official", file=str(source_path), sha256=official.verify())
+        provenance = dict(provenance, source="official", file=str(source_path), file_sha256=official.verify())
 
         def read(classes: np.ndarray) -> np.ndarray:
             return official.images(full_grid.index(grid.full_classes(classes)))

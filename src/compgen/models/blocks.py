@@ -1,4 +1,12 @@
-"""Encoders and decoders of SPEC §4, looked up by name so any encoder pairs with any decoder."""
+"""Encoders and decoders of SPEC §4, looked up by name so any encoder pairs with any decoder.
+
+Every architecture but `sbd` is a layer-for-layer copy of a named configuration of the original
+code (NeurIPS 2022: mmrl/lost-in-latent-space `scripts/configs/vaes.py`, built by
+`scripts/ingredients/models.py` `init_lgm` and `scripts/ingredients/parsing.py`; ICLR 2021:
+mmrl/disent-and-gen `scripts/configs/cnnvae.py`, `scripts/configs/decoders.py`). Where the original
+hard-codes the output channels (`sbd3`'s and `sbd4`'s 3, `higgins`' 4096) or the 64x64 image
+side, the image's channels and side are used instead; on 64x64 images nothing else changes.
+"""
 
 from __future__ import annotations
 
@@ -28,15 +36,27 @@ def _feature_side(image_shape: tuple[int, int, int], n_convs: int) -> tuple[int,
 
 
 class ConvEncoder(nn.Module):
-    """Stride-2 convs, then fully connected layers, then a head giving (mu, logvar)."""
+    """Stride-2 convs, then fully connected layers, then a head giving (mu, logvar).
 
-    def __init__(self, image_shape, latent_size: int, conv: tuple[int, ...], fc: tuple[int, ...]):
+    With `batch_norm` (a momentum), a BatchNorm2d follows every conv's ReLU, as the original's
+    `kim_bn` (affine, tracking running statistics)."""
+
+    def __init__(
+        self,
+        image_shape,
+        latent_size: int,
+        conv: tuple[int, ...],
+        fc: tuple[int, ...],
+        batch_norm: float | None = None,
+    ):
         super().__init__()
         channels = image_shape[2]
         fh, fw = _feature_side(image_shape, len(conv))
         layers: list[nn.Module] = []
         for out in conv:
             layers += [nn.Conv2d(channels, out, KERNEL, STRIDE, PADDING), nn.ReLU()]
+            if batch_norm is not None:
+                layers.append(nn.BatchNorm2d(out, momentum=batch_norm))
             channels = out
         layers.append(nn.Flatten())
         width = channels * fh * fw
@@ -54,9 +74,23 @@ class ConvEncoder(nn.Module):
 
 
 class ConvDecoder(nn.Module):
-    """Mirror of ConvEncoder: Linear(latent -> fc...) -> transposed convs -> logits (no output non-linearity)."""
+    """Mirror of ConvEncoder: Linear(latent -> fc...) -> transposed convs -> logits (no output non-linearity).
 
-    def __init__(self, image_shape, latent_size: int, conv: tuple[int, ...], fc: tuple[int, ...]):
+    This is the original's automatic transpose of an encoder (`parsing.transpose_specs`, used by
+    `init_lgm` when a configuration gives no `decoder_layers`): Linear(latent, fc[-1]), the fc widths
+    in reverse, Linear(fc[0], flattened conv features), then one transposed conv per conv, each
+    giving the channels that conv took, the last one the image's. The original puts the ReLU after
+    the Unflatten; the order is immaterial. With `batch_norm` (a momentum), a BatchNorm2d follows the
+    ReLU of every hidden transposed conv, as the decoder of the original's `vaes.py` `kim_bn`."""
+
+    def __init__(
+        self,
+        image_shape,
+        latent_size: int,
+        conv: tuple[int, ...],
+        fc: tuple[int, ...],
+        batch_norm: float | None = None,
+    ):
         super().__init__()
         out_channels = image_shape[2]
         self.feature_shape = (conv[-1], *_feature_side(image_shape, len(conv)))
@@ -73,6 +107,8 @@ class ConvDecoder(nn.Module):
             layers.append(nn.ConvTranspose2d(cin, cout, KERNEL, STRIDE, PADDING))
             if i < len(targets) - 1:
                 layers.append(nn.ReLU())
+                if batch_norm is not None:
+                    layers.append(nn.BatchNorm2d(cout, momentum=batch_norm))
         self.net = nn.Sequential(*layers)
         kaiming_init(self)
 
@@ -81,9 +117,28 @@ class ConvDecoder(nn.Module):
 
 
 class SpatialBroadcastDecoder(nn.Module):
-    """Watters et al. (2019): tile z over the image, append x,y coordinates, convolve in place."""
+    """Watters et al. (2019): tile z over the image, append x,y coordinates, convolve in place.
 
-    def __init__(self, image_shape, latent_size: int, hidden: int = 64, n_layers: int = 4, kernel: int = 5):
+    As the original's `SpatialBroadcast` (`src/models/sbd.py`): z is tiled at the output size
+    itself (no larger canvas, no crop), then two channels are appended, x (varying along the width)
+    and y (along the height), each `linspace(-1, 1)` over its side; every conv is 'same' (zero
+    padding), so the image keeps its size.
+
+    `sbd3` and `sbd4` are the original's (`vaes.py`): `n_hidden` = 2 or 3 convs of 64 channels,
+    5x5, each with a ReLU, then a 5x5 conv to the image's channels (the original writes 3). `sbd` is
+    this project's earlier variant, kept so runs that name it still build: four hidden 5x5 convs and
+    a 1x1 output conv; no configuration of the original has it.
+    """
+
+    def __init__(
+        self,
+        image_shape,
+        latent_size: int,
+        hidden: int = 64,
+        n_hidden: int = 4,
+        kernel: int = 5,
+        out_kernel: int = 1,
+    ):
         super().__init__()
         h, w, out_channels = image_shape
         ys, xs = torch.meshgrid(torch.linspace(-1, 1, h), torch.linspace(-1, 1, w), indexing="ij")
@@ -91,10 +146,10 @@ class SpatialBroadcastDecoder(nn.Module):
         self.register_buffer("coords", torch.stack([xs, ys])[None], persistent=False)
         layers: list[nn.Module] = []
         channels = latent_size + 2
-        for _ in range(n_layers):
+        for _ in range(n_hidden):
             layers += [nn.Conv2d(channels, hidden, kernel, padding="same"), nn.ReLU()]
             channels = hidden
-        layers.append(nn.Conv2d(channels, out_channels, 1))
+        layers.append(nn.Conv2d(channels, out_channels, out_kernel, padding="same"))
         self.net = nn.Sequential(*layers)
         kaiming_init(self)
 
@@ -106,26 +161,154 @@ class SpatialBroadcastDecoder(nn.Module):
         return self.net(torch.cat([tiled, coords], dim=1))
 
 
+class MLPEncoder(nn.Module):
+    """Flatten the image, fully connected ReLU layers, then a head giving (mu, logvar): the
+    original's `higgins` (Higgins et al. 2017; `vaes.py`: flatten, 1200, 1200)."""
+
+    def __init__(self, image_shape, latent_size: int, fc: tuple[int, ...] = (1200, 1200)):
+        super().__init__()
+        h, w, c = image_shape
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = h * w * c
+        for out in fc:
+            layers += [nn.Linear(width, out), nn.ReLU()]
+            width = out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(width, 2 * latent_size)
+        self.latent_size = latent_size
+        kaiming_init(self)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.features(x)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class MLPDecoder(nn.Module):
+    """The original's `higgins` decoder: Linear(latent, 1200), Tanh, twice more Linear(1200, 1200),
+    Tanh, then a linear map to every pixel (the original's 4096 is H*W of one channel; its
+    ground-truth decoders scale it by the channels), reshaped to C x H x W.
+
+    The original initialises these layers as every linear layer, Kaiming-uniform with the ReLU gain
+    (`initialization.weights_init`), tanh or not; so does `kaiming_init`."""
+
+    def __init__(self, image_shape, latent_size: int, fc: tuple[int, ...] = (1200, 1200, 1200)):
+        super().__init__()
+        h, w, c = image_shape
+        layers: list[nn.Module] = []
+        width = latent_size
+        for out in fc:
+            layers += [nn.Linear(width, out), nn.Tanh()]
+            width = out
+        layers += [nn.Linear(width, h * w * c), nn.Unflatten(1, (c, h, w))]
+        self.net = nn.Sequential(*layers)
+        kaiming_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class BNConvDecoder(nn.Module):
+    """The ICLR 2021 ground-truth decoders written out layer by layer (`configs/decoders.py`, the
+    same in the NeurIPS repository): Linear layers of widths `fc`, then one to `channels` x (H/16)
+    x (W/16) features (the original's 64 * 4 * 4), Unflatten, transposed convs (4, 2, 1) to `tconv`
+    channels, then one to the image's channels. Every hidden layer is followed by a ReLU.
+
+    With `batch_norm` (a momentum; torch's default 0.1, as the original passes none), a BatchNorm1d
+    or BatchNorm2d follows each ReLU, and every layer after the first has no bias except the output
+    conv, whose bias is `out_bias` (the original's `kim_bn` keeps it, `deep_bn` drops it).
+    """
+
+    def __init__(
+        self,
+        image_shape,
+        latent_size: int,
+        fc: tuple[int, ...],
+        channels: int,
+        tconv: tuple[int, ...],
+        batch_norm: float | None = None,
+        out_bias: bool = True,
+    ):
+        super().__init__()
+        out_channels = image_shape[2]
+        fh, fw = _feature_side(image_shape, len(tconv) + 1)
+        fc = (*fc, channels * fh * fw)
+        bn = batch_norm is not None
+        layers: list[nn.Module] = []
+        width = latent_size
+        for i, out in enumerate(fc):
+            layers += [nn.Linear(width, out, bias=not bn or i == 0), nn.ReLU()]
+            if bn:
+                layers.append(nn.BatchNorm1d(out, momentum=batch_norm))
+            width = out
+        layers.append(nn.Unflatten(1, (channels, fh, fw)))
+        for out in tconv:
+            layers += [nn.ConvTranspose2d(channels, out, KERNEL, STRIDE, PADDING, bias=not bn), nn.ReLU()]
+            if bn:
+                layers.append(nn.BatchNorm2d(out, momentum=batch_norm))
+            channels = out
+        layers.append(nn.ConvTranspose2d(channels, out_channels, KERNEL, STRIDE, PADDING, bias=out_bias))
+        self.net = nn.Sequential(*layers)
+        kaiming_init(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
 # name -> (conv channels, fully connected widths); decoders mirror the same numbers.
 CONV_ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "burgess": ((32, 32, 32, 32), (256, 256)),
     "kim": ((32, 32, 64, 64), (256,)),
     "abdi": ((32, 32, 64, 128, 256), (256,)),
     "montero": ((64, 64, 128, 128, 256), (256,)),
+    "burgess_v2": ((32, 32, 64, 64), (256, 256)),
 }
+# BatchNorm momentum of the original's `vaes.py` `kim_bn` (encoder and its own decoder).
+KIM_BN_MOMENTUM = 0.001
+# torch's default, which the ICLR ground-truth decoders `kim_bn` and `deep_bn` keep.
+DEFAULT_BN_MOMENTUM = 0.1
 
 Builder = Callable[[tuple[int, int, int], int], nn.Module]
 
 
-def _conv_builder(cls, name: str) -> Builder:
+def _conv_builder(cls, name: str, **kwargs) -> Builder:
     conv, fc = CONV_ARCHITECTURES[name]
-    return lambda image_shape, latent_size: cls(tuple(image_shape), latent_size, conv, fc)
+    return lambda image_shape, latent_size: cls(tuple(image_shape), latent_size, conv, fc, **kwargs)
+
+
+def _builder(cls, **kwargs) -> Builder:
+    return lambda image_shape, latent_size: cls(tuple(image_shape), latent_size, **kwargs)
 
 
 # Builders take (image_shape (H, W, C), latent_size).
 ENCODERS: dict[str, Builder] = {name: _conv_builder(ConvEncoder, name) for name in CONV_ARCHITECTURES}
+ENCODERS["higgins"] = _builder(MLPEncoder)
+# vaes.py kim_bn: kim's convs, each ReLU followed by BatchNorm2d(momentum 0.001); FC 256 without.
+ENCODERS["kim_bn"] = lambda image_shape, latent_size: ConvEncoder(
+    tuple(image_shape), latent_size, *CONV_ARCHITECTURES["kim"], batch_norm=KIM_BN_MOMENTUM
+)
+
 DECODERS: dict[str, Builder] = {name: _conv_builder(ConvDecoder, name) for name in CONV_ARCHITECTURES}
-DECODERS["sbd"] = lambda image_shape, latent_size: SpatialBroadcastDecoder(tuple(image_shape), latent_size)
+DECODERS["sbd"] = _builder(SpatialBroadcastDecoder)
+DECODERS["sbd3"] = _builder(SpatialBroadcastDecoder, n_hidden=2, out_kernel=5)
+DECODERS["sbd4"] = _builder(SpatialBroadcastDecoder, n_hidden=3, out_kernel=5)
+DECODERS["higgins"] = _builder(MLPDecoder)
+# decoders.py kim_bn (ICLR ground-truth decoder): 256, 64*4*4 (no bias), tconvs 64, 64, 32 (no bias), C.
+DECODERS["kim_bn"] = _builder(
+    BNConvDecoder, fc=(256,), channels=64, tconv=(64, 64, 32), batch_norm=DEFAULT_BN_MOMENTUM
+)
+# vaes.py kim_bn's own decoder (NeurIPS VAE): kim's decoder with BatchNorm2d(momentum 0.001) after
+# the ReLU of each hidden transposed conv, every layer with its bias.
+DECODERS["kim_bn_vae"] = _conv_builder(ConvDecoder, "kim", batch_norm=KIM_BN_MOMENTUM)
+# decoders.py deep and deep_bn: 512, 512, 1024, 64*4*4, tconvs 64, 64, 32, C.
+DECODERS["deep"] = _builder(BNConvDecoder, fc=(512, 512, 1024), channels=64, tconv=(64, 64, 32))
+DECODERS["deep_bn"] = _builder(
+    BNConvDecoder,
+    fc=(512, 512, 1024),
+    channels=64,
+    tconv=(64, 64, 32),
+    batch_norm=DEFAULT_BN_MOMENTUM,
+    out_bias=False,
+)
 
 
 def build_encoder(name: str, image_shape, latent_size: int) -> nn.Module:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from compgen.atomic import atomic_path
+from compgen.datasets.provenance import STAND_IN, data_note
 
 RUN_COLUMNS = ["run_id", "dataset", "condition", "model", "seed"]
 # The paper's group tables: reconstruction on train and held-out combinations, readout, D. These
@@ -65,6 +66,9 @@ def provenance_columns(scores: Mapping) -> dict[str, object]:
     """What defines a run, as flat columns ("model.beta", "training.lr", "versions.torch",
     "data.source", "data.sha256", ...) so that any row of a table can be read alone."""
     columns: dict[str, object] = {"analysis.preset": scores["preset"]} if "preset" in scores else {}
+    # False for an all-data reference run: its *_test scores are not applicable.
+    if "heldout" in scores:
+        columns["analysis.heldout"] = bool(scores["heldout"])
 
     def flatten(value, name: str) -> None:
         if isinstance(value, Mapping):
@@ -76,6 +80,8 @@ def provenance_columns(scores: Mapping) -> dict[str, object]:
             columns[name] = value
 
     flatten(scores.get("provenance", {}), "")
+    if "data" in scores.get("provenance", {}):
+        columns["data.note"] = data_note(scores["provenance"]["data"])
     return columns
 
 
@@ -126,7 +132,12 @@ def _significant(x: float, digits: int = 3) -> str:
     return f"{rounded:#.{digits}g}".rstrip(".")
 
 
-def _mean_std_cell(mean: float, std: float) -> str:
+NOT_APPLICABLE = "n/a"
+
+
+def _mean_std_cell(mean: float, std: float, applicable: bool = True) -> str:
+    if not applicable:
+        return NOT_APPLICABLE
     if not np.isfinite(mean):
         return "--"
     # Numbers stay in text mode so that \textbf makes them bold (math mode would not).
@@ -159,6 +170,8 @@ def group_table(
     `columns` maps metric name -> column heading (LaTeX, in display order); rows are
     (dataset, condition, model) in order of first appearance. Row names and the caption are
     escaped, headings are not (so "$R^2$" works).
+
+    A row without a held-out set (an all-data reference) shows "n/a" in `*_test` columns.
     """
     stats = aggregate(tidy[tidy["metric"].isin(list(columns))])
     runs = tidy[GROUP_COLUMNS].drop_duplicates()
@@ -166,12 +179,18 @@ def group_table(
     means = stats.pivot(index=GROUP_COLUMNS, columns="metric", values="mean").reindex(index)
     stds = stats.pivot(index=GROUP_COLUMNS, columns="metric", values="std").reindex(index)
 
+    if "analysis.heldout" in tidy:
+        heldout = tidy.groupby(GROUP_COLUMNS, sort=False)["analysis.heldout"].agg(lambda v: bool(v.any()))
+        heldout = heldout.reindex(index).fillna(True).astype(bool)
+    else:
+        heldout = pd.Series(True, index=index)
     cells = pd.DataFrame(index=index)
     bold = pd.DataFrame(False, index=index, columns=list(columns.values()))
     for metric, heading in columns.items():
         mean = means[metric] if metric in means else pd.Series(np.nan, index=index)
         std = stds[metric] if metric in stds else pd.Series(np.nan, index=index)
-        cells[heading] = [_mean_std_cell(m, s) for m, s in zip(mean, std, strict=True)]
+        applicable = heldout.to_numpy() if metric.endswith(("_test", "_test_mean")) else [True] * len(index)
+        cells[heading] = [_mean_std_cell(m, s, a) for m, s, a in zip(mean, std, applicable, strict=True)]
         bold[heading] = _best_mask(mean, metric in lower_is_better).to_numpy()
 
     cells.index = pd.MultiIndex.from_tuples(
@@ -263,5 +282,11 @@ def write_group_table(
     """A group's LaTeX table (models shown by their labels) and mean/std of all its scores."""
     tidy = collect_scores(load_entries(runs, score_paths))
     tidy["model"] = distinct_labels(tidy, labels)
+    notes = (
+        tidy["data.note"].fillna("").astype(str) if "data.note" in tidy else pd.Series("", index=tidy.index)
+    )
+    tidy["dataset"] = tidy["dataset"].where(notes == "", tidy["dataset"] + " (" + notes + ")")
+    if (notes != "").any():
+        title = f"{title}. Datasets marked ({STAND_IN}) were rendered by compgen's generator, not the papers' data"
     write_table(group_table(tidy, columns, lower_is_better, caption=title, label=label), table_path)
     write_csv(aggregate(tidy), csv_path)

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from compgen.analysis.arrays import latent_plot_inputs, load_arrays
 from compgen.analysis.figures import draw_latent_representation, draw_reconstruction_block
-from compgen.figio import save_figure
+from compgen.figio import noted, save_figure
 
 IMAGES_PER_STRIP = 4
 ROW_HEIGHT = 2.4
@@ -25,23 +25,27 @@ def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike],
     fig = Figure(figsize=(13.0, height))
     widths = [IMAGES_PER_STRIP, IMAGES_PER_STRIP, 3.2]
     grid = fig.add_gridspec(n, 3, width_ratios=widths, wspace=0.25, hspace=0.45)
+    notes = set()
     for row, panel in enumerate(panels):
         arrays = load_arrays(panel["arrays"])
+        note = str(arrays["data_note"]) if "data_note" in arrays else ""
+        notes.add(note)
         k = IMAGES_PER_STRIP
         draw_reconstruction_block(
             fig,
             grid[row, 0],
             arrays["recon_train_inputs"][:k],
             arrays["recon_train_outputs"][:k],
-            f"{panel['label']}: training",
+            f"{panel['label']}{f' [{note}]' if note else ''}: training",
             row_labels=True,
         )
+        heldout = len(arrays["recon_test_inputs"]) > 0
         draw_reconstruction_block(
             fig,
             grid[row, 1],
             arrays["recon_test_inputs"][:k],
             arrays["recon_test_outputs"][:k],
-            "held out",
+            "held out" if heldout else "held out: none (all-data reference)",
             row_labels=False,
         )
         ax = fig.add_subplot(grid[row, 2])
@@ -53,5 +57,7 @@ def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike],
         fig.suptitle(title, fontsize=12)
     top = 1 - (0.75 if title else 0.3) / height
     fig.subplots_adjust(left=0.04, right=0.98, bottom=0.35 / height, top=top)
-    for path in out_paths:
-        save_figure(fig, path)
+    notes.discard("")
+    with noted("; ".join(sorted(notes))):
+        for path in out_paths:
+            save_figure(fig, path)

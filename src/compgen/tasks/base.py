@@ -155,14 +155,22 @@ class Task(abc.ABC):
     def r2_scores(
         self, grid: Grid, z_train, v_train, z_test, v_test, codes_train, codes_test, scored: list[int]
     ) -> dict[str, list[float]]:
-        """Per-factor R²: {"r2_test": ...} and optionally {"r2_train": ...}, one value per factor of
-        the grid, NaN for a factor outside `scored` (those that vary within the split). By default
-        a readout from the latent means, fitted on training images, scored on held-out ones."""
+        """Per-factor R²: {"r2_test": ..., "r2_train": ...}, one value per factor of the grid, NaN
+        for a factor outside `scored` (those that vary within the split). By default a readout from
+        the latent means, fitted on training images and scored on held-out ones (r2_test) and on
+        the same training images (r2_train: did the latents capture the training data at all?)."""
         from compgen.analysis import metrics
 
         value_ranges, full_variance = metrics.grid_value_stats([f.values for f in grid.factors])
-        r2 = metrics.readout_r2(z_train, v_train, z_test, v_test, value_ranges, full_variance)
-        return {"r2_test": [r if k in scored else float("nan") for k, r in enumerate(r2)]}
+        keep = lambda r2: [r if k in scored else float("nan") for k, r in enumerate(r2)]  # noqa: E731
+        return {
+            "r2_test": keep(
+                metrics.readout_r2(z_train, v_train, z_test, v_test, value_ranges, full_variance)
+            ),
+            "r2_train": keep(
+                metrics.readout_r2(z_train, v_train, z_train, v_train, value_ranges, full_variance)
+            ),
+        }
 
     def extra_scores(self, model, inputs) -> dict[str, float]:
         """Task-specific scores; `inputs` is the analysis' AnalysisInputs."""

@@ -183,6 +183,10 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
 
     batch_size = int(cfg["batch_size"])
     steps = -(-data.fit.size // batch_size)
+    if data.fit.size % batch_size == 1 and data.fit.size > 1:
+        # A lone last row would be a batch of one, which batch norm cannot train on: leave it out
+        # (a different row each epoch, as rows are shuffled).
+        steps -= 1
     if cfg["max_steps_per_epoch"]:
         steps = min(steps, int(cfg["max_steps_per_epoch"]))
     trainer = Engine(make_train_step(model, optimizer, task, data, objective, amp))

@@ -53,6 +53,23 @@ def run_of(wildcards):
     return STUDY.run(wildcards.dataset, wildcards.condition, wildcards.model, wildcards.seed)
 
 
+def base_model(wildcards):
+    """A retrain run's base model (the DAG edge that re-runs it when the base changes); else nothing."""
+    base = run_of(wildcards).spec.get("base")
+    if base is None:
+        return {}
+    base_wildcards = {**dict(wildcards.items()), "model": run_of(wildcards).spec["model"]["base"]}
+    return {"base": f"{RUN_DIR}/model.pt".format(**base_wildcards)}
+
+
+def training_spec(wildcards):
+    """The run spec the training job gets: a retrain run's also names its base's model.pt."""
+    spec = run_of(wildcards).spec
+    if "base" not in spec:
+        return spec
+    return {**spec, "base": {**spec["base"], "model_path": base_model(wildcards)["base"]}}
+
+
 def run_paths(pattern, runs=None):
     return [
         pattern.format(dataset=r.dataset, condition=r.condition, model=r.model, seed=r.seed)

@@ -1,5 +1,6 @@
 rule train:
     input:
+        unpack(base_model),
         data=rules.prepare_dataset.output.data,
         split=rules.make_split.output.split,
     output:
@@ -24,7 +25,7 @@ rule train:
         mem_mb=lambda wildcards: run_of(wildcards).resources["mem_mb"],
         runtime=lambda wildcards: run_of(wildcards).resources["runtime"],
     params:
-        run=lambda wildcards: run_of(wildcards).spec,
+        run=lambda wildcards: training_spec(wildcards),
         out_dir=lambda wildcards: RUN_DIR.format(**wildcards),
         # Checkpoints live beside the outputs, not among them, so a failed job keeps them for resuming.
         checkpoint_dir=lambda wildcards: CHECKPOINT_DIR.format(**wildcards),

@@ -118,3 +118,88 @@ def data(tmp_path_factory):
         test=np.flatnonzero(held_out).astype(np.int64),
     )
     return root / "toy.h5", root / "split.npz"
+
+
+@pytest.fixture(scope="module")
+def all_data(tmp_path_factory):
+    """The toy grid of `data` as a procedural MPI3D stand-in with an empty test set: an all-data
+    reference split (with its split.json)."""
+    root = tmp_path_factory.mktemp("reference")
+    grid = Grid(
+        (Factor("x", (0.0, 1.0, 2.0, 3.0)), Factor("y", (0.0, 1.0, 2.0, 3.0)), Factor("size", (0.0, 1.0))),
+        (64, 64, 1),
+    )
+    write_dataset(root / "toy.h5", grid, render, {"source": "procedural", "dataset": "mpi3d"})
+    np.savez(root / "split.npz", train=np.arange(grid.n, dtype=np.int64), test=np.zeros(0, dtype=np.int64))
+    (root / "split.json").write_text('{"main_factors": ["x", "y"]}')
+    return root
+
+
+def analyse_toy(dataset, split, run_dir, out_dir, n_images=3, with_run_info=False) -> dict:
+    """analyse_run (preset fast) of the model trained in `run_dir`, on the toy grid's factors x, y."""
+    from compgen.analysis.evaluate import analyse_run
+
+    split_json = Path(out_dir) / "split.json"
+    split_json.write_text('{"main_factors": ["x", "y"]}')
+    return analyse_run(
+        dataset,
+        split,
+        split_json,
+        Path(run_dir) / "model.pt",
+        Path(out_dir) / "scores.json",
+        Path(out_dir) / "arrays.npz",
+        run_info_path=Path(run_dir) / "run.json" if with_run_info else None,
+        preset="fast",
+        n_images=n_images,
+    )
+
+
+class Killed(Exception):
+    """Raised inside training where a test kills the job."""
+
+
+def train_straight_and_resumed(data, run, tmp_path, monkeypatch):
+    """`run` trained straight, and again killed in its third epoch (4 steps per epoch on the toy
+    grid) and resumed from the epoch-2 checkpoint. Returns the two output folders; their checkpoint
+    folders are ckpt_straight and ckpt_resumed beside them."""
+    from compgen.tasks import TASKS
+    from compgen.training.checkpoints import latest_checkpoint
+    from compgen.training.run import fit, setup_run, train_run, write_outputs
+
+    dataset, split = data
+    straight = setup_run(dataset, split, run)
+    write_outputs(straight, tmp_path / "straight", fit(straight, tmp_path / "ckpt_straight"))
+
+    task_class = type(TASKS[run["model"]["task"]])
+    real_loss, calls = task_class.training_loss, []
+
+    def dies_in_third_epoch(*args):
+        calls.append(1)
+        if len(calls) == 2 * 4 + 2:
+            raise Killed
+        return real_loss(*args)
+
+    monkeypatch.setattr(task_class, "training_loss", dies_in_third_epoch)
+    with pytest.raises(Killed):
+        train_run(dataset, split, run, tmp_path / "resumed", tmp_path / "ckpt_resumed")
+    monkeypatch.setattr(task_class, "training_loss", real_loss)
+    assert latest_checkpoint(tmp_path / "ckpt_resumed").name == "ckpt_epoch2.pt"
+    resumed = setup_run(dataset, split, run)
+    assert fit(resumed, tmp_path / "ckpt_resumed") == 2
+    write_outputs(resumed, tmp_path / "resumed", 2)
+    return tmp_path / "straight", tmp_path / "resumed"
+
+
+def assert_same_outputs(a_dir, b_dir) -> None:
+    """Two runs' model.pt (best and last weights) equal bit for bit, and their logs too (timings aside)."""
+    import pandas as pd
+
+    a = torch.load(Path(a_dir) / "model.pt", weights_only=True)
+    b = torch.load(Path(b_dir) / "model.pt", weights_only=True)
+    for key in ("state_dict", "last_state_dict"):
+        assert a[key].keys() == b[key].keys()
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    timings = ["images_per_s", "seconds"]
+    log_a = pd.read_csv(Path(a_dir) / "train_log.csv").drop(columns=timings)
+    log_b = pd.read_csv(Path(b_dir) / "train_log.csv").drop(columns=timings)
+    pd.testing.assert_frame_equal(log_a, log_b)

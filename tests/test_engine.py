@@ -7,8 +7,9 @@ import torch
 
 from compgen.config import complete_model, complete_training
 from compgen.tasks import TASKS, build_model, load_trained
-from compgen.training.checkpoints import checkpoints, latest_checkpoint
+from compgen.training.checkpoints import latest_checkpoint
 from compgen.training.run import fit, setup_run, train_run, write_outputs
+from conftest import assert_same_outputs, train_straight_and_resumed
 
 
 def make_run(task="unsupervised", epochs=3, lr=1e-3, model_keys=None, **training):
@@ -113,10 +114,6 @@ def test_supervised_controls_learn(data, tmp_path, task, part):
     assert payload["model_config"]["task"] == task
 
 
-class Killed(Exception):
-    pass
-
-
 @pytest.mark.parametrize(
     "task, loss, rebalance",
     [
@@ -127,48 +124,8 @@ class Killed(Exception):
     ],
 )
 def test_resumed_run_matches_uninterrupted_run(data, tmp_path, monkeypatch, task, loss, rebalance):
-    dataset, split = data
     run = make_run(task, epochs=3, model_keys={"loss": loss}, rebalance=rebalance)
-    straight = setup_run(dataset, split, run)
-    write_outputs(straight, tmp_path / "straight", fit(straight, tmp_path / "ckpt_straight"))
-
-    task_class = type(TASKS[task])
-    real_loss, calls = task_class.training_loss, []
-
-    def dies_in_third_epoch(*args):
-        calls.append(1)
-        if len(calls) == 2 * 4 + 2:
-            raise Killed
-        return real_loss(*args)
-
-    monkeypatch.setattr(task_class, "training_loss", dies_in_third_epoch)
-    with pytest.raises(Killed):
-        train_run(dataset, split, run, tmp_path / "resumed", tmp_path / "ckpt_resumed")
-    monkeypatch.setattr(task_class, "training_loss", real_loss)
-    assert latest_checkpoint(tmp_path / "ckpt_resumed").name == "ckpt_epoch2.pt"
-    resumed = setup_run(dataset, split, run)
-    assert fit(resumed, tmp_path / "ckpt_resumed") == 2
-    write_outputs(resumed, tmp_path / "resumed", 2)
-
-    a = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)
-    b = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)
-    for key in ("state_dict", "last_state_dict"):
-        assert a[key].keys() == b[key].keys()
-        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
-    log_a = pd.read_csv(tmp_path / "straight" / "train_log.csv").drop(columns=["images_per_s", "seconds"])
-    log_b = pd.read_csv(tmp_path / "resumed" / "train_log.csv").drop(columns=["images_per_s", "seconds"])
-    pd.testing.assert_frame_equal(log_a, log_b)
-    assert [p.name for p in checkpoints(tmp_path / "ckpt_resumed")] == ["ckpt_epoch3.pt", "ckpt_epoch2.pt"]
-    # Everything else the run trains (FactorVAE's discriminator and both optimisers) ends identical too.
-    ckpt_a = torch.load(tmp_path / "ckpt_straight" / "ckpt_epoch3.pt", weights_only=True)
-    ckpt_b = torch.load(tmp_path / "ckpt_resumed" / "ckpt_epoch3.pt", weights_only=True)
-    expected = {"model", "optimizer", "trainer", "record"} | (
-        {"discriminator", "disc_optimizer"} if loss == "factorvae" else set()
-    )
-    assert set(ckpt_a) == set(ckpt_b) == expected
-    for key in expected - {"record", "trainer"}:
-        flat_a, flat_b = flatten(ckpt_a[key]), flatten(ckpt_b[key])
-        assert flat_a.keys() == flat_b.keys() and all(torch.equal(flat_a[k], flat_b[k]) for k in flat_a)
+    assert_same_outputs(*train_straight_and_resumed(data, run, tmp_path, monkeypatch))
 
 
 def flatten(state, prefix="") -> dict:

@@ -9,7 +9,9 @@ from torch import nn
 from compgen.config import complete_model
 from compgen.models import COMPOSITION_OPS, DECODERS, ENCODERS
 from compgen.models.blocks import SpatialBroadcastDecoder
+from compgen.models.cascade import CascadeVAE
 from compgen.models.composition import CompositionModel, FixedInterpolation, LearnedInterpolation
+from compgen.models.lie import LieGroupVAE
 from compgen.models.vae import VAE, FactorRegressor, GroundTruthDecoder
 from compgen.tasks import TASKS, load_trained
 from compgen.tasks import build_model as build_from_config
@@ -106,6 +108,9 @@ OUTPUTS = {
     ),
     "supervised": (FactorRegressor, lambda m, x: m(x), (2, 4)),
     "gt_decoder": (GroundTruthDecoder, lambda m, x: m(torch.randn(2, 4)), (2, 1, 64, 64)),
+    "retrain": (VAE, lambda m, x: m(x)[0], (2, 1, 64, 64)),
+    "cascade": (CascadeVAE, lambda m, x: m(x)[0], (2, 1, 64, 64)),
+    "lievae": (LieGroupVAE, lambda m, x: m(x).logits, (2, 1, 64, 64)),
 }
 
 
@@ -120,6 +125,8 @@ def test_every_task_and_architecture_maps_64x64_inputs(task, arch):
     cfg = {"task": task, "latent_size": 6, **{part: arch for part in TASKS[task].parts}}
     if task == "composition":
         cfg["op"] = "interp"
+    if task == "retrain":
+        cfg.update(base="vae", retrain="decoder")
     model = build_model(cfg, (64, 64, 1), 4).eval()
     kind, output, shape = OUTPUTS[task]
     assert isinstance(model, kind) and output(model, torch.rand(2, 1, 64, 64)).shape == shape

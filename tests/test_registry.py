@@ -1,19 +1,18 @@
 """One source of truth: the schema's enumerations are the code's registries, and a task is one
 object that the generic training and analysis code drives (a toy task registered here alone)."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from compgen.analysis.evaluate import PRESETS, analyse_run
+from compgen.analysis.evaluate import PRESETS
 from compgen.analysis.run_figures import DRAWERS, draw_run_figure
 from compgen.config import complete_training, load_schema
 from compgen.losses import LOSSES, RECON_KINDS, reconstruction_per_image
 from compgen.models import COMPOSITION_OPS, DECODERS, ENCODERS
 from compgen.tasks import TASKS, Task, register
 from compgen.training.run import train_run
+from conftest import analyse_toy
 
 SCHEMA = load_schema()
 MODEL = SCHEMA["properties"]["models"]["additionalProperties"]["properties"]
@@ -104,18 +103,7 @@ def test_a_task_registered_from_a_test_trains_and_is_analysed_by_the_generic_cod
     assert log["loss"].iloc[-1] < log["loss"].iloc[0]
     assert summary["selected_by"] == "val_recon" and summary["data"]["source"] == "test"
 
-    (tmp_path / "split.json").write_text(json.dumps({"main_factors": ["x", "y"]}))
-    scores = analyse_run(
-        dataset,
-        split,
-        tmp_path / "split.json",
-        tmp_path / "run" / "model.pt",
-        tmp_path / "scores.json",
-        tmp_path / "arrays.npz",
-        run_info_path=tmp_path / "run" / "run.json",
-        preset="fast",
-        n_images=3,
-    )
+    scores = analyse_toy(dataset, split, tmp_path / "run", tmp_path, with_run_info=True)
     assert 0 < scores["recon_train"] < scores["recon_test"] < np.inf  # the held-out corner is harder
     assert set(scores["r2_test"]) == {"x", "y", "size"} and 0 <= scores["dci_disentanglement"] <= 1
     assert scores["provenance"]["model"]["task"] == toy_task.name

@@ -34,8 +34,13 @@ def test_neurips_study_config():
     study = Study(load_config(ROOT / "config/config.yaml"))
     # dSprites 4 models x (sqr2tx, none); 3DShapes 4 x 5 and the sbd4 VAE x 4; MPI3D VAEs x (cyl2vx,
     # none), cyl2bkg, bkg2cyl and WAEs x (cyl2vx, bkg2cyl); Circles and Simple 1 x 2 each; unbiased
-    # WAEs 2 x 3; regressors 3; three seeds each.
-    assert len(study.runs) == (8 + 20 + 4 + 4 + 2 + 2 + 4 + 4 + 6 + 3) * 3 == 171
+    # WAEs 2 x 3; both halves retrained for dSprites fixint and 3DShapes interp; regressors 3;
+    # three seeds each.
+    assert len(study.runs) == (8 + 20 + 4 + 4 + 2 + 2 + 4 + 4 + 6 + 4 + 3) * 3 == 183
+    retrain = study.run("shapes3d", "shape2ohue", "vae_interp_decoder_retrained", 1).spec
+    assert retrain["base"]["run_id"] == "shapes3d/shape2ohue/vae_interp/seed1"
+    assert retrain["training"]["rebalance"] == "shape" and retrain["training"]["lr"] == 1e-4
+    assert retrain["training"]["epochs"] == 100
     run = study.run("circles", "midpos", "vae_fixint_sbd", 2)
     assert run.spec["training"]["batch_size"] == 16 and run.spec["training"]["lr"] == 3e-4
     assert run.spec["model"]["decoder"] == "sbd3" and run.resources["runtime"] == 120
@@ -73,6 +78,7 @@ def test_neurips_study_config():
         "shapes3d_conditions",
         "shapes3d_sbd4",
         "circles_simple",
+        "retraining",
         "supervised",
     }
     # The main text's MPI3D success case excludes two backgrounds for the cylinder.
@@ -423,3 +429,31 @@ def test_group_shows_references_with_the_members_modifiers_unless_told_not_to(tm
         ("none+sparse_posX", "vae_fixint"),
     ]
     assert shown("without") == [("sqr2tx", "vae"), ("sqr2tx", "vae_fixint")]
+
+
+def test_appendix_study_config():
+    """The appendix grid: CascadeVAE and LieGroupVAE (run-alts.sh), the dSprites controls
+    (run-controls.sh) and the retraining runs (run-retrain.sh)."""
+    study = Study(load_config(ROOT / "config/appendix.yaml"))
+    # Cascade 1 + 1 + 3 + 3, Lie 1 + 1 + 1 + 2 + 3, controls 4 + 2 + 1, retrain 2 + 1 + 2; 3 seeds.
+    assert len(study.runs) == (8 + 8 + 7 + 5) * 3 == 84
+    spec = lambda d, c, m: study.run(d, c, m, 0).spec  # noqa: E731
+    cascade = spec("shapes3d", "fhue2whue", "cascade4_cascade_shapes3d_fhue2whue")
+    assert (cascade["model"]["n_cat"], cascade["model"]["lmbda"], cascade["training"]["epochs"]) == (
+        4,
+        0.1,
+        60,
+    )
+    assert spec("dsprites", "sqr2tx", "cascade")["training"]["epochs"] == 40
+    lie = spec("shapes3d", "shape2ohue", "lievae400")
+    assert (lie["model"]["subgroup_size"], lie["model"]["hessian_weight"]) == (400, 20)
+    assert (lie["training"]["batch_size"], lie["training"]["rebalance"]) == (256, "shape")
+    assert spec("dsprites", "sqr2tx_flnk", "vae_fixint")["training"]["rebalance"] == "shape"
+    retrain = spec("dsprites", "sqr2tx", "vae_fixint_encoder_retrained")
+    assert retrain["base"]["run_id"] == "dsprites/sqr2tx/vae_fixint/seed0"
+    assert {len(g.runs) for g in study.groups.values()} and set(study.groups) == {
+        "cascade",
+        "lievae",
+        "controls_dsprites",
+        "retraining",
+    }

@@ -1,32 +1,19 @@
 """The supervised controls through analysis: the regression's own R², the ground-truth decoder's reconstructions."""
 
-import json
-
 import numpy as np
 import pytest
 import yaml
 
 from compgen.analysis.arrays import load_arrays
-from compgen.analysis.evaluate import analyse_run
 from compgen.study import Study, StudyError
 from compgen.training.run import train_run
-from conftest import merged, validated
+from conftest import analyse_toy, merged, validated
 from test_engine import make_run
 
 
 def analyse(dataset, split, tmp_path, task, epochs, lr):
     train_run(dataset, split, make_run(task, epochs=epochs, lr=lr), tmp_path / "run", tmp_path / "ckpt")
-    (tmp_path / "split.json").write_text(json.dumps({"main_factors": ["x", "y"]}))
-    scores = analyse_run(
-        dataset,
-        split,
-        tmp_path / "split.json",
-        tmp_path / "run" / "model.pt",
-        tmp_path / "scores.json",
-        tmp_path / "arrays.npz",
-        preset="fast",
-        n_images=3,
-    )
+    scores = analyse_toy(dataset, split, tmp_path / "run", tmp_path)
     return scores, load_arrays(tmp_path / "arrays.npz")
 
 

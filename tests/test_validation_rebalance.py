@@ -180,14 +180,19 @@ def test_the_study_rebalances_the_runs_the_original_did():
     """scripts/bin/run-composition.sh:426-431 (and the interp variant, :419-424) trains the MPI3D
     cyl2vx (four_shapes, fix_hx) WAE with `training.rebalance_dataset=True`, which rebalances the
     factor named like `shape` (scripts/ingredients/training.py:92, wrappers.py:60); its bkg2cyl
-    WAEs and every VAE train without (run-composition.sh:447-480)."""
+    WAEs and every VAE train without (run-composition.sh:447-480); the retrain runs rebalance by
+    shape (run-retrain.sh)."""
     from conftest import ROOT
 
     study = Study(load_config(ROOT / "config/config.yaml"))
     rebalanced = {(r.condition, r.model) for r in study.runs if r.spec["training"]["rebalance"]}
     assert {("cyl2vx+four_shapes+fix_hx", m) for m in ("wae_fixint_mpi", "wae_interp_mpi")} <= rebalanced
-    assert all(c.startswith("cyl2vx+") and m.startswith("wae_") for c, m in rebalanced)
-    assert {r.spec["training"]["rebalance"] for r in study.runs} == {None, "object_shape"}
+    composition = {(c, m) for c, m in rebalanced if "retrained" not in m}
+    assert all(c.startswith("cyl2vx+") and m.startswith("wae_") for c, m in composition)
+    assert {m for _, m in rebalanced - composition} == {
+        f"vae_{op}_{half}_retrained" for op in ("fixint", "interp") for half in ("encoder", "decoder")
+    }
+    assert {r.spec["training"]["rebalance"] for r in study.runs} == {None, "object_shape", "shape"}
 
 
 # -- validation ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ under its own name, so that a run's model name (and its folder) means one model.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compgen.conditions import Condition, ConditionError, split_masks
@@ -195,7 +195,33 @@ class Study:
                                 f"{runs[run.run_id].experiment!r}; each run may appear once"
                             )
                         runs[run.run_id] = run
-        return list(runs.values())
+        return [self._with_base(run, runs) for run in runs.values()]
+
+    def _with_base(self, run: Run, runs: dict[str, Run]) -> Run:
+        """A retrain run with its base run's architecture and settings in its spec (so changing the
+        base re-runs it); other runs as they are."""
+        model = run.spec["model"]
+        if model["task"] != "retrain":
+            return run
+        base_id = f"{run.dataset}/{run.condition}/{model['base']}/seed{run.seed}"
+        base = runs.get(base_id)
+        if base is None:
+            raise StudyError(
+                f"config key models.{run.model}.base: no run {base_id} to retrain in this study; "
+                f"train {model['base']!r} on {run.dataset}/{run.condition} with seed {run.seed} too"
+            )
+        if base.spec["model"]["task"] not in ("composition", "unsupervised"):
+            raise StudyError(
+                f"config key models.{run.model}.base: {model['base']!r} is a {base.spec['model']['task']} "
+                "model; a retrain takes over the backbone VAE of a composition or unsupervised model"
+            )
+        architecture = {key: base.spec["model"][key] for key in ("encoder", "decoder", "latent_size")}
+        spec = {
+            **run.spec,
+            "model": {**model, **architecture},
+            "base": {"run_id": base.run_id, "model": base.spec["model"], "training": base.spec["training"]},
+        }
+        return replace(run, spec=spec)
 
     def _check_model(self, name: str, grid: Grid, where: str) -> None:
         model = self.config["models"][name]

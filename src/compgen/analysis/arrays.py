@@ -22,4 +22,6 @@ def latent_plot_inputs(arrays: dict) -> dict:
         "factor_axes": tuple(int(a) for a in arrays["factor_axes"]),
         "latent_axes": tuple(int(a) for a in arrays["latent_axes"]),
         "factor_names": list(arrays["factor_names"]),
+        # Absent from analysis files written before the latent oracle.
+        "oracle_samples": arrays.get("oracle_samples"),
     }

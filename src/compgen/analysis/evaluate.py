@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from compgen.analysis import metrics
+from compgen.analysis.oracle import expected_test_arrays, fit_oracle, latent_factors, oracle_scores
 from compgen.analysis.traversals import latent_traversals
 from compgen.atomic import atomic_path, write_json
 from compgen.conditions import load_split
@@ -182,7 +183,8 @@ def latent_scores(
 
 def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generator) -> tuple[dict, dict]:
     """Scores of a trained model on samples of its training and held-out images, and what the
-    figures reuse: DCI importances, the latent matched to each scored factor, the training sample."""
+    figures reuse: DCI importances, the latent matched to each scored factor, the training sample,
+    the latent oracle (None for a task without a representation; see `compgen.analysis.oracle`)."""
     grid = inputs.grid
     train_s, test_s = (
         sample(inputs.train, inputs.sizes["n_train"], rng),
@@ -205,8 +207,13 @@ def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generato
         "recon_test": float(loss_test.mean()) if loss_test.size else float("nan"),
         **latent,
     }
+    oracle = None
+    if task.has_representation and train_s.size:
+        matched = latent_factors(fitted["matching"], fitted["scored"], z_train.shape[1])
+        oracle = fit_oracle(z_train, grid.classes(train_s), matched, grid.sizes)
+    scores.update(oracle_scores(model, task, inputs, oracle, train_s, z_train, test_s, z_test))
     scores.update(task.extra_scores(model, inputs))
-    return scores, {**fitted, "train_sample": train_s}
+    return scores, {**fitted, "train_sample": train_s, "oracle": oracle}
 
 
 def factor_arrays(grid: Grid, main_factors, fitted: dict) -> dict[str, np.ndarray]:
@@ -250,6 +257,16 @@ def figure_arrays(
         "recon_test_inputs": test_in,
         "recon_test_outputs": test_out,
     }
+    # The expected test distribution: sampled from a stream of its own, `rng` is left as it was.
+    arrays.update(
+        expected_test_arrays(
+            fitted.get("oracle"),
+            grid.classes(inputs.test),
+            arrays["factor_axes"],
+            arrays["latent_axes"],
+            inputs.seed,
+        )
+    )
     if "traversals" in task.figures:
         traversal_idx = fitted["train_sample"][: inputs.sizes["n_traversal"]]
         arrays.update(latent_traversals(model, inputs.images(traversal_idx), inputs.recon))

@@ -23,6 +23,9 @@ from scipy.ndimage import gaussian_filter
 from compgen.figio import DPI, save_figure
 
 HELD_OUT_COLOUR = "red"
+# The oracle's expected test distribution, as the original drew it: faint dark-red crosses.
+ORACLE_COLOUR = (0.55, 0.0, 0.0)
+ORACLE_LABEL = "expected (oracle)"
 THROUGHPUT_COLUMNS = ("images_per_s", "seconds")
 
 
@@ -68,8 +71,14 @@ def _as_display_image(img: np.ndarray) -> np.ndarray:
 
 
 def draw_reconstruction_block(fig, spec, inputs, recons, title: str, row_labels: bool = True) -> None:
-    """Inputs over reconstructions in one gridspec cell of `fig`."""
-    n = max(len(inputs), 1)
+    """Inputs over reconstructions in one gridspec cell of `fig`; only the title when there are
+    no images (an all-data reference has no held-out ones)."""
+    if len(inputs) == 0:
+        ax = fig.add_subplot(spec)
+        ax.axis("off")
+        ax.set_title(title, loc="left", fontsize=10)
+        return
+    n = len(inputs)
     inner = spec.subgridspec(2, n, wspace=0.04, hspace=0.04)
     for row, images in enumerate((inputs, recons)):
         for col in range(n):
@@ -136,8 +145,12 @@ def draw_latent_representation(
     latent_axes: tuple[int, int],
     factor_names: list[str],
     min_points_for_contour: int = 5,
+    oracle_samples: np.ndarray | None = None,
 ) -> ScalarMappable:
-    """Draw the latent-representation contours on `ax`; returns the colour scale of factor i."""
+    """Draw the latent-representation contours on `ax`; returns the colour scale of factor i.
+
+    `oracle_samples` (... x 2, the plotted latents): the oracle's expected test distribution,
+    drawn as faint dark-red crosses; None (analysis files from before the oracle) draws none."""
     z = np.asarray(z, dtype=np.float64)
     factor_classes = np.asarray(factor_classes)
     train_mask = np.asarray(train_mask, dtype=bool)
@@ -149,8 +162,13 @@ def draw_latent_representation(
     xy, factor_classes, train_mask = xy[finite], factor_classes[finite], train_mask[finite]
     if len(xy) == 0:
         xy = np.zeros((0, 2))
+    expected = np.zeros((0, 2)) if oracle_samples is None else np.asarray(oracle_samples, dtype=np.float64)
+    expected = expected.reshape(-1, 2)
+    expected = expected[np.isfinite(expected).all(axis=1)]
     n_bins = 120
-    edges_x, edges_y = _axis_edges(xy[:, 0], n_bins), _axis_edges(xy[:, 1], n_bins)
+    # The axes also hold the expected points: where the encoder should have put the held-out ones.
+    extent = np.concatenate([xy, expected])
+    edges_x, edges_y = _axis_edges(extent[:, 0], n_bins), _axis_edges(extent[:, 1], n_bins)
     centres_x = (edges_x[:-1] + edges_x[1:]) / 2
     centres_y = (edges_y[:-1] + edges_y[1:]) / 2
 
@@ -181,18 +199,30 @@ def draw_latent_representation(
             group = mask & (factor_classes[:, fi] == ci) & (factor_classes[:, fj] == cj)
             colour = HELD_OUT_COLOUR if held_out else cmap(norm(ci))
             draw(xy[group], colour, zorder=3 if held_out else 2)
+    if len(expected):
+        ax.scatter(
+            expected[:, 0],
+            expected[:, 1],
+            marker="x",
+            s=14,
+            color=ORACLE_COLOUR,
+            alpha=0.25,
+            linewidths=0.8,
+            zorder=4,
+            label=ORACLE_LABEL,
+        )
 
     ax.set_xlim(edges_x[0], edges_x[-1])
     ax.set_ylim(edges_y[0], edges_y[-1])
     ax.set_xlabel(f"z{la} (matched to {factor_names[fi]})")
     ax.set_ylabel(f"z{lb} (matched to {factor_names[fj]})")
-    if (~train_mask).any():
-        ax.legend(
-            handles=[Line2D([], [], color=HELD_OUT_COLOUR, label="held out")],
-            loc="upper right",
-            fontsize=8,
-            framealpha=0.8,
+    handles = [Line2D([], [], color=HELD_OUT_COLOUR, label="held out")] if (~train_mask).any() else []
+    if len(expected):
+        handles.append(
+            Line2D([], [], color=ORACLE_COLOUR, marker="x", linestyle="none", alpha=0.6, label=ORACLE_LABEL)
         )
+    if handles:
+        ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.8)
     return ScalarMappable(norm=norm, cmap=cmap)
 
 
@@ -206,18 +236,28 @@ def plot_latent_representation(
     path: str | os.PathLike,
     figsize: tuple[float, float] = (5.5, 4.5),
     min_points_for_contour: int = 5,
+    oracle_samples: np.ndarray | None = None,
 ) -> None:
     """Density contours of two latents, one per training combination of two factors.
 
     x / y are latents `latent_axes` (those matched to factors `factor_axes`). Each training
     combination (class of factor i, class of factor j) gets contours coloured by factor i's
     class; points outside `train_mask` (the held-out combinations) are drawn in red. Groups too
-    small for a density are drawn as points.
+    small for a density are drawn as points. `oracle_samples`, when given, are the latent
+    oracle's expected test distribution (dark-red crosses).
     """
     fig = Figure(figsize=figsize, dpi=DPI)
     ax = fig.add_subplot()
     mappable = draw_latent_representation(
-        ax, z, factor_classes, train_mask, factor_axes, latent_axes, factor_names, min_points_for_contour
+        ax,
+        z,
+        factor_classes,
+        train_mask,
+        factor_axes,
+        latent_axes,
+        factor_names,
+        min_points_for_contour,
+        oracle_samples=oracle_samples,
     )
     colourbar = fig.colorbar(mappable, ax=ax, ticks=MaxNLocator(integer=True))
     colourbar.set_label(f"{factor_names[factor_axes[0]]} class (training)")

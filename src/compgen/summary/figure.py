@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from compgen.analysis.arrays import latent_plot_inputs, load_arrays
 from compgen.analysis.figures import draw_latent_representation, draw_reconstruction_block
-from compgen.figio import noted, save_figure
+from compgen.figio import save_figure
 
 IMAGES_PER_STRIP = 4
 ROW_HEIGHT = 2.4
@@ -36,7 +36,7 @@ def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike],
             grid[row, 0],
             arrays["recon_train_inputs"][:k],
             arrays["recon_train_outputs"][:k],
-            f"{panel['label']}{f' [{note}]' if note else ''}: training",
+            f"{panel['label']}: training",
             row_labels=True,
         )
         heldout = len(arrays["recon_test_inputs"]) > 0
@@ -53,11 +53,12 @@ def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike],
         ax.tick_params(labelsize=7)
         ax.xaxis.label.set_size(8)
         ax.yaxis.label.set_size(8)
+    notes.discard("")
+    if notes:  # the data's note heads the figure, where it cannot cover a panel
+        title = f"{title} [{'; '.join(sorted(notes))}]" if title else f"[{'; '.join(sorted(notes))}]"
     if title:
         fig.suptitle(title, fontsize=12)
     top = 1 - (0.75 if title else 0.3) / height
     fig.subplots_adjust(left=0.04, right=0.98, bottom=0.35 / height, top=top)
-    notes.discard("")
-    with noted("; ".join(sorted(notes))):
-        for path in out_paths:
-            save_figure(fig, path)
+    for path in out_paths:
+        save_figure(fig, path)

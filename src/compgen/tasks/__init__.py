@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from compgen.tasks import composition, gt_decoder, supervised, unsupervised
+from compgen.tasks import cascade, composition, gt_decoder, lie, retrain, supervised, unsupervised
 from compgen.tasks.base import Task, TrainingData
 
 TASKS: dict[str, Task] = {}
@@ -24,7 +24,7 @@ def register(task: Task) -> Task:
     return task
 
 
-for _module in (unsupervised, composition, supervised, gt_decoder):
+for _module in (unsupervised, composition, supervised, gt_decoder, retrain, cascade, lie):
     register(_module.TASK)
 
 

@@ -100,6 +100,10 @@ class Task(abc.ABC):
         """A freshly initialised model for images of (H, W, C)."""
 
     # -- training -------------------------------------------------------------------------
+    def initialise(self, model: nn.Module, run: dict) -> None:  # noqa: B027 (an optional hook)
+        """Adjust a freshly built model before training (e.g. load and freeze part of it from
+        another run); by default nothing."""
+
     def objective(self, model_cfg: dict, n_fit: int) -> Objective | None:
         from compgen.losses import build_objective
 
@@ -151,6 +155,11 @@ class Task(abc.ABC):
         """What analysis reads off a batch: (latents, reconstruction logits or None).
 
         `codes` are the batch's standardised factor values."""
+
+    def decode(self, model, z: torch.Tensor) -> torch.Tensor | None:
+        """Reconstruction logits of latents `z` (as `encode` gives them), or None for a task whose
+        latents cannot be rendered; the latent oracle decodes its predictions with it."""
+        return model.decode(z)
 
     def r2_scores(
         self, grid: Grid, z_train, v_train, z_test, v_test, codes_train, codes_test, scored: list[int]

@@ -72,5 +72,8 @@ class GroundTruthDecoding(Task):
         """The decoder's inputs (raw values with `inputs: raw`) and its reconstructions."""
         return model.decoder_inputs(codes), model(codes)
 
+    def decode(self, model, z):
+        return None  # its "latents" are the factors themselves: no encoder for an oracle to judge
+
 
 TASK = GroundTruthDecoding()

@@ -53,6 +53,9 @@ class Supervised(Task):
     def encode(self, model, images, codes):
         return model(images), None
 
+    def decode(self, model, z):
+        return None  # a regressor has no decoder
+
     def r2_scores(self, grid, z_train, v_train, z_test, v_test, codes_train, codes_test, scored):
         return {
             "r2_test": regression_r2(z_test, codes_test, grid, scored),

@@ -173,7 +173,9 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
     task = get_task(model_cfg["task"])
     data = load_training_data(dataset_path, split_path, run, device, channels_last=amp)
 
-    model = task.build_model(model_cfg, data.grid.image_shape, data.n_factors).to(device)
+    model = task.build_model(model_cfg, data.grid.image_shape, data.n_factors)
+    task.initialise(model, run)
+    model = model.to(device)
     if amp:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))

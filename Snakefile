@@ -17,6 +17,8 @@ from compgen.config import ConfigError, check_config_files, validate_config  # n
 
 # The library of SPEC §3 conditions is always the base; a study config is merged on top of it.
 configfile: os.path.join(workflow.basedir, "config/conditions.yaml")
+# The papers' claims (C1-C6), loaded the same way: a study config may add claims, not change these.
+configfile: os.path.join(workflow.basedir, "config/claims.yaml")
 
 
 # config/config.yaml is the default study; one given with --configfile replaces it, not merges into it.
@@ -44,9 +46,11 @@ include: "rules/splits.smk"
 include: "rules/train.smk"
 include: "rules/analyse.smk"
 include: "rules/summarise.smk"
+include: "rules/claims.smk"
 
 
 rule all:
     default_target: True
     input:
         all_outputs(),
+        rules.claims.output,

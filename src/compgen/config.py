@@ -5,7 +5,8 @@ values are allowed and what every default is. Code downstream trusts a validated
 `validate_config` is the Snakefile's check (Snakemake's validate, which fills in defaults, then
 integers that are ints) with a one-line error, and replaces sweeps (`models.<name>.sweep`) and
 per-experiment model overrides (`experiments[].model_overrides`) by the plain models they derive
-(`derive_models`); `complete_model` and `complete_training` give a single model or training
+(`derive_models`), and refuses claims that change a shipped one (`check_claims`, config/claims.yaml);
+`complete_model` and `complete_training` give a single model or training
 section with its defaults, as a study would see it (for tests, benchmarks and notebooks).
 """
 
@@ -22,6 +23,8 @@ from pathlib import Path
 import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# The default claims (C1-C6), loaded by the Snakefile before the study config; see check_claims.
+CLAIMS_PATH = Path(__file__).resolve().parents[2] / "config" / "claims.yaml"
 
 
 class ConfigError(ValueError):
@@ -203,6 +206,7 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
         _schema_check(config, schema_path)
         if written is not None:
             derive_models(config, written, schema_path)
+        check_claims(config, schema_path)
     except ConfigError as err:
         raise ConfigError(f"invalid configuration: {err}") from None
     return config
@@ -597,3 +601,114 @@ def _override(exp, where, names, models, origin, parent, taken, model_schema, sc
         taken[derived] = f"the name of model {name!r} with {where}.model_overrides"
         models[derived], origin[derived], parent[derived] = model, start, name
     return out
+
+
+# -- claims -----------------------------------------------------------------------------------
+# config/claims.yaml holds the papers' claims (C1-C6); the Snakefile loads it before the study
+# config, which may add claims under new ids. Once the schema has filled in defaults, a default
+# claim in the merged config must equal the one shipped: a study cannot loosen a threshold, drop a
+# run or swap the measure it is checked by without a new id that says so.
+
+
+@functools.lru_cache(maxsize=4)
+def _default_claims(claims_path: str, schema_path: str, mtime_ns: int) -> dict:
+    loaded = load_config_file(claims_path) or {}
+    study = _minimal_study({"model": {"task": "unsupervised"}}, {})
+    study["claims"] = copy.deepcopy(loaded.get("claims") or {})
+    try:
+        _schema_check(study, schema_path)
+        _check_claim_shapes(study["claims"])
+    except ConfigError as err:
+        raise ConfigError(f"config file {claims_path}: {err}") from None
+    return study["claims"]
+
+
+def default_claims(claims_path: str | os.PathLike = CLAIMS_PATH, schema_path=SCHEMA_PATH) -> dict:
+    """The shipped claims (config/claims.yaml) with the schema's defaults filled in."""
+    path = Path(claims_path)
+    return copy.deepcopy(_default_claims(str(path), str(schema_path), path.stat().st_mtime_ns))
+
+
+def _check_claim_shapes(claims: dict) -> None:
+    """What the schema cannot say: a claim gives task or models, and a run names `versus` exactly
+    when its check compares with versus."""
+    for cid, claim in claims.items():
+        where = f"claims.{cid}"
+        if ("task" in claim) == ("models" in claim):
+            raise ConfigError(
+                f"config key {where}: give task or models (the runs the claim applies to), exactly one"
+            )
+        for i, check in enumerate(claim["checks"]):
+            ((op, bound),) = check["criterion"].items()
+            versus = bound == "versus"
+            for j, run in enumerate(check["runs"]):
+                key = f"{where}.checks[{i}].runs[{j}].versus"
+                if versus and "versus" not in run:
+                    raise ConfigError(
+                        f"config key {key}: required, the criterion compares with versus "
+                        f"({where}.checks[{i}].criterion.{op})"
+                    )
+                if not versus and "versus" in run:
+                    raise ConfigError(
+                        f"config key {key}: applies only when the criterion compares with versus "
+                        f"(here {where}.checks[{i}].criterion.{op} is {bound!r})"
+                    )
+                if versus and run["versus"] == run["condition"]:
+                    raise ConfigError(f"config key {key}: the condition itself; name another condition")
+
+
+_ABSENT = object()
+
+
+def _differences(given, shipped, path: list) -> list[tuple[list, object, object]]:
+    """(path, given value, shipped value) of every place two JSON values differ (_ABSENT where one
+    has no value), in the shipped value's order."""
+    if isinstance(given, dict) and isinstance(shipped, dict):
+        keys = [*shipped, *(k for k in given if k not in shipped)]
+        return [
+            found
+            for key in keys
+            for found in _differences(given.get(key, _ABSENT), shipped.get(key, _ABSENT), [*path, key])
+        ]
+    if isinstance(given, list) and isinstance(shipped, list):
+        pad = lambda values, i: values[i] if i < len(values) else _ABSENT  # noqa: E731
+        return [
+            found
+            for i in range(max(len(given), len(shipped)))
+            for found in _differences(pad(given, i), pad(shipped, i), [*path, i])
+        ]
+    same = given == shipped and isinstance(given, bool) == isinstance(shipped, bool)
+    return [] if same else [(path, given, shipped)]
+
+
+def check_claims(config: dict, schema_path=SCHEMA_PATH, claims_path: str | os.PathLike = CLAIMS_PATH) -> None:
+    """Refuse claims a study config changed or got wrong: a claim with the id of a shipped one
+    (config/claims.yaml) equals it, defaults filled in (the error names the changed keys, a changed
+    value before a missing or added one); each claim gives task or models, and `versus` where its
+    criterion needs one."""
+    claims = config.get("claims") or {}
+    if not claims:
+        return
+    shipped = default_claims(claims_path, schema_path)
+    source = f"{Path(claims_path).parent.name}/{Path(claims_path).name}"
+    for cid in claims:
+        if cid not in shipped:
+            continue
+        found = _differences(claims[cid], shipped[cid], ["claims", cid])
+        if not found:
+            continue
+        # A changed value (a threshold) says more than the structure around it.
+        found.sort(key=lambda difference: _ABSENT in difference[1:])
+        path, given, default = found[0]
+        if default is _ABSENT:
+            what = f"is not in the shipped claim ({source})"
+        elif given is _ABSENT:
+            what = f"is missing; the shipped claim ({source}) has {default!r}"
+        else:
+            what = f"is {given!r}; the shipped claim ({source}) has {default!r}"
+        more = f" (also changed: {', '.join(_key(p) for p, _, _ in found[1:4])}{', ...' if len(found) > 4 else ''})"
+        raise ConfigError(
+            f"config key {_key(path)}: {what}{more if len(found) > 1 else ''}. A study config may add "
+            f"claims under new ids but not change the default ones"
+        )
+    _check_claim_shapes(claims)

@@ -1,6 +1,6 @@
 """Per-run analysis in two steps, each asking the run's task what applies:
 
-    scores, fitted = score_run(model, task, inputs, rng)            # reconstruction, DCI, MIG, R², extras
+    scores, fitted = score_run(model, task, inputs, rng)            # reconstruction, excess, DCI, MIG, R², extras
     arrays = figure_arrays(model, task, inputs, fitted, rng, ...)   # what the per-run figures draw
 
 `analyse_run` does both for the workflow and writes scores.json (with the run's provenance, so a
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from compgen.analysis import metrics
+from compgen.analysis.excess import main_factor_scores, reconstruction_floor
 from compgen.analysis.oracle import expected_test_arrays, fit_oracle, latent_factors, oracle_scores
 from compgen.analysis.traversals import latent_traversals
 from compgen.atomic import atomic_path, write_json
@@ -72,11 +73,12 @@ def sample(indices: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 @torch.no_grad()
-def encode_and_score(
+def encode_score_floor(
     model, task: Task, inputs: AnalysisInputs, indices: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The task's latents and per-image reconstruction losses (NaN where it reconstructs nothing)."""
-    latents, losses = [], []
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The task's latents, per-image reconstruction losses (NaN where it reconstructs nothing) and
+    each image's reconstruction floor (compgen.analysis.excess), from one read of the images."""
+    latents, losses, floors = [], [], []
     for start in range(0, indices.size, inputs.batch):
         chunk = indices[start : start + inputs.batch]
         x = inputs.images(chunk)
@@ -87,7 +89,16 @@ def encode_and_score(
             if logits is None
             else reconstruction_per_image(logits, x, inputs.recon).numpy()
         )
-    return np.concatenate(latents), np.concatenate(losses)
+        floors.append(reconstruction_floor(x, inputs.recon).numpy())
+    return np.concatenate(latents), np.concatenate(losses), np.concatenate(floors)
+
+
+def encode_and_score(
+    model, task: Task, inputs: AnalysisInputs, indices: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The task's latents and per-image reconstruction losses (NaN where it reconstructs nothing)."""
+    z, losses, _ = encode_score_floor(model, task, inputs, indices)
+    return z, losses
 
 
 @torch.no_grad()
@@ -190,10 +201,12 @@ def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generato
         sample(inputs.train, inputs.sizes["n_train"], rng),
         sample(inputs.test, inputs.sizes["n_test"], rng),
     )
-    z_train, loss_train = encode_and_score(model, task, inputs, train_s)
+    z_train, loss_train, floor_train = encode_score_floor(model, task, inputs, train_s)
     # An all-data reference has no held-out images.
-    z_test, loss_test = (
-        encode_and_score(model, task, inputs, test_s) if test_s.size else (z_train[:0], loss_train[:0])
+    z_test, loss_test, floor_test = (
+        encode_score_floor(model, task, inputs, test_s)
+        if test_s.size
+        else (z_train[:0], loss_train[:0], floor_train[:0])
     )
     scored = scored_factors(grid, inputs.train, inputs.test)
     latent, fitted = latent_scores(
@@ -212,6 +225,8 @@ def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generato
         matched = latent_factors(fitted["matching"], fitted["scored"], z_train.shape[1])
         oracle = fit_oracle(z_train, grid.classes(train_s), matched, grid.sizes)
     scores.update(oracle_scores(model, task, inputs, oracle, train_s, z_train, test_s, z_test))
+    # recon_excess_train/test and gap, on what the task generalises to (compgen.analysis.excess).
+    scores.update(task.excess_scores(model, inputs, loss_train - floor_train, loss_test - floor_test))
     scores.update(task.extra_scores(model, inputs))
     return scores, {**fitted, "train_sample": train_s, "oracle": oracle}
 
@@ -312,6 +327,8 @@ def analyse_run(
 
     measured, fitted = score_run(model, task, inputs, rng)
     scores = {"run_id": payload["run"]["run_id"], "preset": preset, **measured}
+    # The condition's two factors: the training-fit check and the R² drop of the paper's claims.
+    scores.update(main_factor_scores(measured, split_info["main_factors"]))
     if run_info_path is not None:
         with open(run_info_path) as fh:
             scores["provenance"] = provenance(json.load(fh))

@@ -181,6 +181,17 @@ class Task(abc.ABC):
             ),
         }
 
+    def excess_scores(self, model, inputs, excess_train: np.ndarray, excess_test: np.ndarray) -> dict:
+        """`recon_excess_train`, `recon_excess_test` and `gap` (compgen.analysis.excess) on what
+        this task generalises to. `excess_train` and `excess_test` are the per-image excess
+        losses (loss less floor) of the analysis' single-image samples (empty test: an all-data
+        reference); by default they are the measure. A task whose generalisation is measured on
+        another target (composition: the composed image) scores that instead, and may add the
+        losses it measured them from."""
+        from compgen.analysis.excess import excess_summary
+
+        return excess_summary(excess_train, excess_test)
+
     def extra_scores(self, model, inputs) -> dict[str, float]:
         """Task-specific scores; `inputs` is the analysis' AnalysisInputs."""
         return {}

@@ -9,6 +9,9 @@ import numpy as np
 from compgen.tasks.base import Task, TrainingData
 from compgen.tasks.unsupervised import build_vae
 
+# The seed stream of the training-target triplets (compgen.training.batches uses 0-2 per epoch).
+TRAIN_TARGET_STREAM = 3
+
 
 class Composition(Task):
     name = "composition"
@@ -97,38 +100,69 @@ class Composition(Task):
         mu, _ = model.encode(images)
         return mu, model.decode(mu)
 
-    def extra_scores(self, model, inputs):
-        """Mean reconstruction loss of composed images whose target is a held-out combination."""
+    def excess_scores(self, model, inputs, excess_train, excess_test):
+        """On the target: the composition loss of triplets whose target is a training combination
+        (train) or a held-out one (test), each less its target's floor (compgen.analysis.excess);
+        also `composition_loss_train` and `composition_loss_test`, their mean losses.
+
+        Both sets are drawn by `heldout_triplets` (d, reference and command built backwards from the
+        target), `n_triplets` each. The held-out set is the one `composition_loss_test` has always
+        used (a generator seeded with the analysis' seed; ref and cmd from training and held-out
+        codes). The training set draws its targets, references and commands among training codes
+        only, as the model was trained: with held-out references or commands the training excess
+        would already hold part of the generalisation failure it is the baseline for. It has a
+        stream of its own (TRAIN_TARGET_STREAM), so the held-out samples are unchanged.
+        The single-image excess (`excess_train`, `excess_test`) is not this task's measure."""
         import torch
 
-        from compgen.losses import reconstruction_per_image
-        from compgen.training.batches import action_onehot, heldout_triplets
+        from compgen.analysis.excess import excess_summary
+        from compgen.training.batches import derived_seed, heldout_triplets
 
-        grid = inputs.grid
-        if not inputs.test.size:  # an all-data reference has no held-out combination to compose
-            return {"composition_loss_test": float("nan")}
-        generator = torch.Generator().manual_seed(inputs.seed)
-        ref, cmd, target, d = heldout_triplets(
-            grid.sizes,
-            grid.classes(inputs.train),
-            grid.classes(inputs.test),
-            inputs.sizes["n_triplets"],
-            generator,
+        grid, n = inputs.grid, inputs.sizes["n_triplets"]
+        train_classes = grid.classes(inputs.train)
+        generator = torch.Generator().manual_seed(derived_seed(inputs.seed, 0, TRAIN_TARGET_STREAM))
+        loss_train, floor_train = target_losses(
+            model, inputs, heldout_triplets(grid.sizes, train_classes, train_classes, n, generator)
         )
-        losses = []
-        with torch.no_grad():
-            for start in range(0, len(target), inputs.batch):
-                sl = slice(start, start + inputs.batch)
-                action = action_onehot(torch.as_tensor(d[sl]), len(grid.sizes))
-                out = model.compose(
-                    inputs.images(np.asarray(ref[sl])), inputs.images(np.asarray(cmd[sl])), action
-                )
-                losses.append(
-                    reconstruction_per_image(
-                        out["recon_target"], inputs.images(np.asarray(target[sl])), inputs.recon
-                    )
-                )
-        return {"composition_loss_test": float(torch.cat(losses).mean())}
+        loss_test = floor_test = np.zeros(0)
+        if inputs.test.size:  # an all-data reference has no held-out combination to compose
+            generator = torch.Generator().manual_seed(inputs.seed)
+            loss_test, floor_test = target_losses(
+                model,
+                inputs,
+                heldout_triplets(grid.sizes, train_classes, grid.classes(inputs.test), n, generator),
+            )
+        mean = lambda x: float(x.mean()) if x.size else float("nan")  # noqa: E731
+        return {
+            "composition_loss_train": mean(loss_train),
+            "composition_loss_test": mean(loss_test),
+            **excess_summary(loss_train - floor_train, loss_test - floor_test),
+        }
+
+
+def target_losses(model, inputs, triplets) -> tuple[np.ndarray, np.ndarray]:
+    """Per triplet (full-grid indices ref, cmd, target, d): the reconstruction loss of the composed
+    target and the target's floor."""
+    import torch
+
+    from compgen.analysis.excess import reconstruction_floor
+    from compgen.losses import reconstruction_per_image
+    from compgen.training.batches import action_onehot
+
+    ref, cmd, target, d = triplets
+    n_factors = len(inputs.grid.sizes)
+    losses, floors = [], []
+    with torch.no_grad():
+        for start in range(0, len(target), inputs.batch):
+            sl = slice(start, start + inputs.batch)
+            action = action_onehot(torch.as_tensor(d[sl]), n_factors)
+            out = model.compose(
+                inputs.images(np.asarray(ref[sl])), inputs.images(np.asarray(cmd[sl])), action
+            )
+            x = inputs.images(np.asarray(target[sl]))
+            losses.append(reconstruction_per_image(out["recon_target"], x, inputs.recon).numpy())
+            floors.append(reconstruction_floor(x, inputs.recon).numpy())
+    return np.concatenate(losses).astype(np.float64), np.concatenate(floors)
 
 
 TASK = Composition()

@@ -1,0 +1,448 @@
+"""The papers' claims, checked by the pipeline (issue 16): one row per claim, run target and model.
+
+A claim (config `claims`; the defaults C1-C6 in config/claims.yaml, which a study config may extend
+but not change: compgen.config.check_claims) names the runs it applies to (a task or models; per
+check, datasets and conditions), a measure (MEASURES: a score in each run's scores.json) and, per
+check, a criterion: ge, gt, le or lt with a number, or with `versus`, the same measure of the same
+model on another condition of the same dataset (C3, C4). Each row of the table:
+
+- **value**: the measure's mean over the seeds of one (dataset, condition, model), its sample
+  standard deviation (ddof 1; none for one seed) and every seed's value.
+- **training fit**: a verdict needs the model to have learned its training data: readout R² on
+  training images of each of the condition's two factors (`r2_train_main_min`,
+  compgen.analysis.excess) at least the claim's `fit.r2_train` (0.8; `fit.tasks`: supervised 0.9),
+  for every seed of the row and of its versus reference. A task without a representation
+  (gt_decoder, whose input is the factors themselves) has no readout: the check does not apply.
+- **verdict**: `not run` when the row's runs, or its reference's, are missing; `inconclusive` when
+  the training fit fails, or the value or its reference is not a number (both shown, never
+  guessed); else `holds` or `does not hold`, by the criterion on the means over seeds.
+
+Light to import (no torch): the workflow plans the claims rule with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from compgen.atomic import atomic_path
+from compgen.tasks import get_task
+
+# What a claim may measure: score keys of scores.json (the schema's claims.*.measure enumeration).
+MEASURES = {
+    "gap": "recon_excess_test / recon_excess_train: excess reconstruction loss (loss less its floor) "
+    "on held-out over training images (composition: on the composed target)",
+    "recon_excess_train": "reconstruction loss less its floor, training images",
+    "recon_excess_test": "reconstruction loss less its floor, held-out images",
+    "latent_error_test": "distance of encoded held-out images from the latent oracle's prediction, "
+    "relative to training images (compgen.analysis.oracle)",
+    "recon_test_oracle": "reconstruction loss of the oracle's latents of held-out images",
+    "r2_train_main": "mean readout R² of the condition's two factors, training images",
+    "r2_test_main": "mean readout R² of the condition's two factors, held-out images",
+    "r2_drop_main": "r2_train_main - r2_test_main",
+    "r2_train_mean": "mean readout R² of the scored factors, training images",
+    "r2_test_mean": "mean readout R² of the scored factors, held-out images",
+}
+CRITERIA = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
+VERSUS = "versus"
+# Readout R² on training images, the lower of the condition's two factors.
+FIT_MEASURE = "r2_train_main_min"
+HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
+VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_RUN)
+COLUMNS = [
+    "claim",
+    "paper",
+    "dataset",
+    "condition",
+    "model",
+    "measure",
+    "value",
+    "per_seed",
+    "criterion",
+    "verdict",
+    "note",
+    "training_fit",
+    "mean",
+    "sd",
+    "n_seeds",
+    "figures",
+    "config",
+    "wording",
+]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as the claims see it: where it ran, its model's task, and its scores (or None)."""
+
+    dataset: str
+    condition: str
+    model: str
+    seed: int
+    task: str
+    scores: Mapping | None = None
+
+    def score(self, key: str) -> float:
+        value = (self.scores or {}).get(key)
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+
+
+def run_record(spec: Mapping, scores: Mapping | None = None) -> RunRecord:
+    """A record from a run spec (compgen.study.Run.spec) and its scores."""
+    return RunRecord(
+        spec["dataset"],
+        spec["condition"],
+        spec["model_name"],
+        int(spec["seed"]),
+        spec["model"]["task"],
+        scores,
+    )
+
+
+def load_records(runs: list[Mapping], score_paths: list[str | os.PathLike]) -> list[RunRecord]:
+    """Records of the study's runs (specs) with their scores.json files, given in the same order."""
+    if len(runs) != len(score_paths):
+        raise ValueError(f"{len(runs)} runs but {len(score_paths)} score files")
+    records = []
+    for spec, path in zip(runs, score_paths, strict=True):
+        with open(path) as fh:
+            records.append(run_record(spec, json.load(fh)))
+    return records
+
+
+@dataclass(frozen=True)
+class RowKey:
+    """A row to fill: a claim's check at one run target, for one model (None: no model ran there)."""
+
+    claim: str
+    check: int
+    dataset: str
+    condition: str
+    versus: str | None
+    model: str | None
+
+
+def plan_rows(claims: Mapping, runs: Iterable[RunRecord]) -> list[RowKey]:
+    """The table's rows, in the claims' order: per check and run target, one row per model the
+    claim applies to (a claim naming models: each of them, run or not; a claim naming a task: each
+    model of that task run on the target, in the study's order, or one `not run` row if none)."""
+    runs = list(runs)
+    rows = []
+    for cid, claim in claims.items():
+        for i, check in enumerate(claim["checks"]):
+            for target in check["runs"]:
+                dataset, condition = target["dataset"], target["condition"]
+                if "models" in claim:
+                    models = list(claim["models"])
+                else:
+                    here = (
+                        r.model
+                        for r in runs
+                        if (r.dataset, r.condition, r.task) == (dataset, condition, claim["task"])
+                    )
+                    models = list(dict.fromkeys(here)) or [None]
+                rows += [RowKey(cid, i, dataset, condition, target.get("versus"), m) for m in models]
+    return rows
+
+
+def row_groups(key: RowKey, groups: Mapping[str, Iterable]) -> list[str]:
+    """The figure groups that show the row's runs (or its versus reference's), in the groups' order."""
+    wanted = {(key.dataset, key.condition, key.model)}
+    if key.versus:
+        wanted.add((key.dataset, key.versus, key.model))
+    return [name for name, members in groups.items() if wanted & {tuple(m) for m in members}]
+
+
+def figure_links(claims: Mapping, runs: Iterable[RunRecord], groups: Mapping[str, Iterable]) -> list[dict]:
+    """Per row with runs in a figure group: its label and the groups (the report caption links them)."""
+    out = []
+    for key in plan_rows(claims, runs):
+        if key.model is None:
+            continue
+        names = row_groups(key, groups)
+        if names:
+            label = f"{key.claim} · {key.dataset} / {key.condition} / {key.model}"
+            out.append({"row": label, "groups": names})
+    return out
+
+
+def fmt(x: float) -> str:
+    """Three significant digits; whole numbers from 1000 on (a loss of 1914, not 1.91e+03)."""
+    if not math.isfinite(x):
+        return "nan"
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    mean = math.fsum(values) / n
+    if n == 1:
+        return mean, math.nan
+    return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def _holds(value: float, op: str, bound: float) -> bool:
+    return {"ge": value >= bound, "gt": value > bound, "le": value <= bound, "lt": value < bound}[op]
+
+
+def _fit(runs: list[RunRecord], threshold: float) -> tuple[bool, str]:
+    """(every seed fits, the per-seed training fit as text)."""
+    fits = [r.score(FIT_MEASURE) for r in runs]
+    ok = all(math.isfinite(f) and f >= threshold for f in fits)
+    return ok, ", ".join(f"{fmt(f)} (seed {r.seed})" for f, r in zip(fits, runs, strict=True))
+
+
+def _row(key: RowKey, claim: Mapping, by_run: Mapping, source: str, groups: Mapping) -> dict:
+    measure = claim["measure"]
+    ((op, bound),) = claim["checks"][key.check]["criterion"].items()
+    symbol = CRITERIA[op]
+    row = dict.fromkeys(COLUMNS, "")
+    row.update(
+        claim=key.claim,
+        paper=claim["paper"],
+        wording=claim["wording"],
+        dataset=key.dataset,
+        condition=key.condition,
+        model=key.model if key.model is not None else f"(any {claim['task']} model)",
+        measure=measure,
+        config=source,
+        n_seeds=0,
+    )
+    criterion = f"{measure} {symbol} {fmt(float(bound))}" if bound != VERSUS else None
+    runs = sorted(by_run.get((key.dataset, key.condition, key.model), []), key=lambda r: r.seed)
+    reference = sorted(by_run.get((key.dataset, key.versus, key.model), []), key=lambda r: r.seed)
+    if bound == VERSUS:
+        shown = fmt(_mean_sd([r.score(measure) for r in reference])[0]) if reference else NOT_RUN
+        criterion = f"{measure} {symbol} its value on {key.versus}: {shown}"
+    row["criterion"] = criterion
+    if not runs or (bound == VERSUS and not reference):
+        missing = key.condition if not runs else key.versus
+        row.update(verdict=NOT_RUN, note=f"no runs on {key.dataset}/{missing}")
+        return row
+
+    values = [r.score(measure) for r in runs]
+    mean, sd = _mean_sd(values)
+    row.update(
+        value=fmt(mean) if not math.isfinite(sd) else f"{fmt(mean)} ± {fmt(sd)}",
+        per_seed="; ".join(f"seed {r.seed}: {fmt(v)}" for r, v in zip(runs, values, strict=True)),
+        mean=mean,
+        sd=sd,
+        n_seeds=len(runs),
+        figures="; ".join(row_groups(key, groups)),
+    )
+    target = _mean_sd([r.score(measure) for r in reference])[0] if bound == VERSUS else float(bound)
+
+    task = runs[0].task
+    threshold = float(claim["fit"]["tasks"].get(task, claim["fit"]["r2_train"]))
+    if not get_task(task).has_representation:
+        fit_ok, row["training_fit"] = True, f"n/a ({task}: no representation to read out)"
+    else:
+        factors = ", ".join(runs[0].scores.get("main_factors", []) if runs[0].scores else [])
+        fit_ok, text = _fit(runs, threshold)
+        if reference:
+            ref_ok, ref_text = _fit(reference, threshold)
+            fit_ok, text = fit_ok and ref_ok, f"{text}; on {key.versus}: {ref_text}"
+        row["training_fit"] = f"min R² train ({factors}) {text}; needs ≥ {threshold:g}"
+    if not fit_ok:
+        row.update(verdict=INCONCLUSIVE, note=f"training fit below {threshold:g}")
+    elif not (math.isfinite(mean) and math.isfinite(target)):
+        what = "value" if not math.isfinite(mean) else f"value on {key.versus}"
+        row.update(verdict=INCONCLUSIVE, note=f"{what} is not a number")
+    else:
+        row["verdict"] = HOLDS if _holds(mean, op, target) else FAILS
+    return row
+
+
+def claim_rows(
+    claims: Mapping,
+    records: Iterable[RunRecord],
+    sources: Mapping[str, str] | None = None,
+    groups: Mapping[str, Iterable] | None = None,
+) -> list[dict]:
+    """Every row of the claims table (COLUMNS), in the claims' order (see the module docstring).
+    `sources`: claim id -> the config file it came from; `groups`: figure group -> its runs as
+    (dataset, condition, model)."""
+    records = list(records)
+    by_run: dict[tuple, list[RunRecord]] = {}
+    for r in records:
+        by_run.setdefault((r.dataset, r.condition, r.model), []).append(r)
+    sources, groups = sources or {}, groups or {}
+    return [
+        _row(key, claims[key.claim], by_run, sources.get(key.claim, ""), groups)
+        for key in plan_rows(claims, records)
+    ]
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else repr(value)
+    return str(value)
+
+
+def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        writer.writerows([_cell(row[c]) for c in COLUMNS] for row in rows)
+
+
+def _tally(rows: list[dict]) -> str:
+    counts = {v: sum(row["verdict"] == v for row in rows) for v in VERDICTS}
+    return ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "no claims"
+
+
+def _claim_list(claims: Mapping, sources: Mapping[str, str]) -> list[tuple[str, str, str, str]]:
+    return [(cid, c["paper"], c["wording"], sources.get(cid, "")) for cid, c in claims.items()]
+
+
+MD_COLUMNS = [
+    ("claim", "claim"),
+    ("dataset", "dataset"),
+    ("condition", "condition"),
+    ("model", "model"),
+    ("measure", "measure"),
+    ("value", "value (mean ± sd)"),
+    ("per_seed", "per seed"),
+    ("criterion", "criterion"),
+    ("verdict", "verdict"),
+    ("training_fit", "training fit"),
+    ("figures", "figures"),
+    ("config", "config"),
+]
+
+
+def _verdict_text(row: dict) -> str:
+    return f"{row['verdict']} ({row['note']})" if row["note"] else row["verdict"]
+
+
+def markdown(rows: list[dict], claims: Mapping, sources: Mapping[str, str]) -> str:
+    """The table in Markdown; figure groups link to results/summary/groups/<group>.png."""
+    esc = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["# Paper claims", "", f"Verdicts: {_tally(rows)}.", ""]
+    lines += [
+        f"- **{cid}** ({esc(paper)}): {esc(wording)}" + (f" ({source})" if source else "")
+        for cid, paper, wording, source in _claim_list(claims, sources)
+    ]
+    lines += ["", "| " + " | ".join(h for _, h in MD_COLUMNS) + " |", "|" + "---|" * len(MD_COLUMNS)]
+    for row in rows:
+        cells = []
+        for column, _ in MD_COLUMNS:
+            if column == "verdict":
+                text = f"**{esc(_verdict_text(row))}**"
+            elif column == "figures" and row["figures"]:
+                text = ", ".join(f"[{g}](groups/{g}.png)" for g in row["figures"].split("; "))
+            else:
+                text = esc(_cell(row[column]))
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# Every selector under .compgen-claims: the report embeds the fragment in its own page.
+_STYLE = (
+    ".compgen-claims table{border-collapse:collapse;font-size:90%}"
+    ".compgen-claims th,.compgen-claims td{border:1px solid #ccc;padding:2px 5px;text-align:left;"
+    "vertical-align:top}.compgen-claims th{background:#f3f3f3}"
+    ".compgen-claims .holds{background:#d9f2d9}.compgen-claims .does-not-hold{background:#f7d4d4}"
+    ".compgen-claims .inconclusive{background:#fff1c2}"
+    ".compgen-claims .not-run{background:#e8e8e8;color:#555}"
+)
+GROUP_FIGURE = "results/summary/groups/{group}.png"
+
+
+def _figure_link(group: str) -> str:
+    """A group figure: in the report, the report's own view of it (its `app`); on disk, the file."""
+    path = GROUP_FIGURE.format(group=group)
+    show = f"if(window.app){{app.showResultInfo('{path}');return false;}}"
+    return f'<a href="groups/{html.escape(group)}.png" onclick="{html.escape(show)}">{html.escape(group)}</a>'
+
+
+def html_table(rows: list[dict], claims: Mapping, sources: Mapping[str, str]) -> str:
+    """The table as an HTML fragment, ASCII with character references (so no charset can garble
+    it): the report embeds it on its first page (workflow/report/workflow.rst) and shows it as an
+    item; a browser opens it from disk."""
+    e = html.escape
+    parts = [
+        '<div class="compgen-claims">',
+        f"<style>{_STYLE}</style>",
+        f"<p>Verdicts: {e(_tally(rows))}.</p>",
+        "<ul>",
+    ]
+    parts += [
+        f"<li><b>{e(cid)}</b> ({e(paper)}): {e(wording)}"
+        + (f" <i>({e(source)})</i>" if source else "")
+        + "</li>"
+        for cid, paper, wording, source in _claim_list(claims, sources)
+    ]
+    parts.append("</ul>\n<table>\n<tr>" + "".join(f"<th>{e(h)}</th>" for _, h in MD_COLUMNS) + "</tr>")
+    for row in rows:
+        cells = []
+        for column, _ in MD_COLUMNS:
+            if column == "verdict":
+                css = row["verdict"].replace(" ", "-")
+                cells.append(f'<td class="{css}"><b>{e(_verdict_text(row))}</b></td>')
+            elif column == "figures" and row["figures"]:
+                cells.append("<td>" + ", ".join(map(_figure_link, row["figures"].split("; "))) + "</td>")
+            else:
+                cells.append(f"<td>{e(_cell(row[column]))}</td>")
+        parts.append("<tr>" + "".join(cells) + "</tr>")
+    parts.append("</table>\n</div>")
+    text = "\n".join(parts) + "\n"
+    return text.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def write_text(text: str, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+
+
+def write_claims_table(
+    claims: Mapping,
+    runs: list[Mapping],
+    score_paths: list[str | os.PathLike],
+    csv_path: str | os.PathLike,
+    md_path: str | os.PathLike,
+    html_path: str | os.PathLike | None = None,
+    sources: Mapping[str, str] | None = None,
+    groups: Mapping[str, Iterable] | None = None,
+) -> list[dict]:
+    """The claims table of a study (run specs and their scores.json, in the same order) as CSV,
+    Markdown and (optionally) HTML; returns the rows."""
+    sources = sources or {}
+    rows = claim_rows(claims, load_records(runs, score_paths), sources, groups)
+    write_csv(rows, csv_path)
+    write_text(markdown(rows, claims, sources), md_path)
+    if html_path is not None:
+        write_text(html_table(rows, claims, sources), html_path)
+    return rows
+
+
+def claim_sources(claims: Mapping, configfiles: Iterable, basedir: str | os.PathLike | None = None) -> dict:
+    """Claim id -> the config file that declares it (of those Snakemake loaded), relative to
+    `basedir` when inside it: the shipped config/claims.yaml for a default claim (a study config
+    may repeat one but not change it: compgen.config.check_claims), else the first file naming it."""
+    from compgen.config import CLAIMS_PATH, load_config_file
+
+    shipped = os.path.realpath(CLAIMS_PATH)
+    files = sorted(configfiles, key=lambda path: os.path.realpath(path) != shipped)  # stable
+    out: dict[str, str] = {}
+    for path in files:
+        declared = (load_config_file(path) or {}).get("claims") or {}
+        shown = str(path)
+        if basedir is not None:
+            relative = os.path.relpath(os.path.realpath(path), os.path.realpath(basedir))
+            shown = shown if relative.startswith("..") else relative
+        for cid in declared:
+            out.setdefault(cid, shown)
+    return {cid: out.get(cid, "") for cid in claims}

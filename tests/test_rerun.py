@@ -21,7 +21,7 @@ pytestmark = pytest.mark.workflow
 
 CONFIG = load_test_config("rerun")  # two ground-truth decoders, dec_a and dec_b: the cheapest runs
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow", "config", "profiles", "envs")
-SUMMARY_RULES = {"group_table", "group_figure", "study_csv", "all"}  # rules over all runs
+SUMMARY_RULES = {"group_table", "group_figure", "study_csv", "claims", "all"}  # rules over all runs
 
 
 def snakemake(study: Path, *args: str, config: str = "config.yaml") -> subprocess.CompletedProcess:

@@ -161,28 +161,6 @@ class SpatialBroadcastDecoder(nn.Module):
         return self.net(torch.cat([tiled, coords], dim=1))
 
 
-class MLPEncoder(nn.Module):
-    """Flatten the image, fully connected ReLU layers, then a head giving (mu, logvar): the
-    original's `higgins` (Higgins et al. 2017; `vaes.py`: flatten, 1200, 1200)."""
-
-    def __init__(self, image_shape, latent_size: int, fc: tuple[int, ...] = (1200, 1200)):
-        super().__init__()
-        h, w, c = image_shape
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = h * w * c
-        for out in fc:
-            layers += [nn.Linear(width, out), nn.ReLU()]
-            width = out
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(width, 2 * latent_size)
-        self.latent_size = latent_size
-        kaiming_init(self)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.head(self.features(x)).chunk(2, dim=1)
-        return mu, logvar
-
-
 class MLPDecoder(nn.Module):
     """The original's `higgins` decoder: Linear(latent, 1200), Tanh, twice more Linear(1200, 1200),
     Tanh, then a linear map to every pixel (the original's 4096 is H*W of one channel; its
@@ -281,7 +259,8 @@ def _builder(cls, **kwargs) -> Builder:
 
 # Builders take (image_shape (H, W, C), latent_size).
 ENCODERS: dict[str, Builder] = {name: _conv_builder(ConvEncoder, name) for name in CONV_ARCHITECTURES}
-ENCODERS["higgins"] = _builder(MLPEncoder)
+# The original's `higgins` (Higgins et al. 2017; vaes.py: flatten, 1200, 1200): no convolutions.
+ENCODERS["higgins"] = _builder(ConvEncoder, conv=(), fc=(1200, 1200))
 # vaes.py kim_bn: kim's convs, each ReLU followed by BatchNorm2d(momentum 0.001); FC 256 without.
 ENCODERS["kim_bn"] = lambda image_shape, latent_size: ConvEncoder(
     tuple(image_shape), latent_size, *CONV_ARCHITECTURES["kim"], batch_norm=KIM_BN_MOMENTUM

@@ -33,7 +33,10 @@ from test_engine import make_run
 
 SCHEMA = load_schema()
 CLAIM_SCHEMA = SCHEMA["properties"]["claims"]["additionalProperties"]
-STUDY_CONFIGS = ["config", "iclr2021", "appendix", "demo", "iclr2021_demo"]
+# Every study config shipped in config/ (the conditions library and the claims are not studies).
+STUDY_CONFIGS = sorted(
+    p.stem for p in (ROOT / "config").glob("*.yaml") if p.stem not in ("conditions", "claims")
+)
 
 
 # -- the floor and the excess -------------------------------------------------------------------

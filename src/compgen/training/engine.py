@@ -160,7 +160,15 @@ class TrainingRecord:
         self._steps += len(self._pending)
         self._pending = []
 
-    def finish_epoch(self, epoch: int, model: torch.nn.Module, val: Callable[[], float]) -> dict:
+    def finish_epoch(
+        self,
+        epoch: int,
+        model: torch.nn.Module,
+        val: Callable[[], float],
+        probe: Callable[[torch.nn.Module], dict] | None = None,
+    ) -> dict:
+        """Close the epoch's row: mean training parts, the validation score, the fit probe's
+        columns (compgen.training.fit_probe) when there is one, throughput and time."""
         self.sync()
         train_seconds = time.perf_counter() - self._started
         val_score = val()
@@ -168,6 +176,8 @@ class TrainingRecord:
         row.update({k: v / max(self._steps, 1) for k, v in self._sums.items()})
         # Named after the training part it mirrors, so curves pair them.
         row[f"val_{self.selection_part}"] = val_score
+        if probe is not None:
+            row.update(probe(model))
         row["images_per_s"] = self._items / train_seconds if train_seconds > 0 else float("nan")
         row["seconds"] = time.perf_counter() - self._started
         self.history.append(row)

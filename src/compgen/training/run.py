@@ -50,6 +50,7 @@ from compgen.training.engine import (
     make_train_step,
     validation_loss,
 )
+from compgen.training.fit_probe import make_fit_probe
 from compgen.training.pause import attach_pause
 
 log = logging.getLogger("compgen.training")
@@ -198,6 +199,7 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
 
     validation_set = task.validation_set(data)
     val_batch = max(batch_size, VALIDATION_BATCH)
+    probe = make_fit_probe(task, data, int(cfg["fit_probe"]), val_batch)
     progress = sys.stderr.isatty() if progress is None else progress
 
     @trainer.on(Events.EPOCH_COMPLETED)
@@ -206,6 +208,7 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
             engine.state.epoch,
             model,
             lambda: validation_loss(model, task, validation_set, data, objective, amp, val_batch),
+            probe,
         )
         if not progress:
             log.info(

@@ -265,6 +265,25 @@ def plot_latent_representation(
     save_figure(fig, path)
 
 
+# The fit probe's columns (compgen.training.fit_probe) share one panel, a line per factor.
+FIT_PREFIX = "fit_r2_"
+FIT_PANEL = "readout R² on training images"
+
+
+def curve_panels(columns: list[str]) -> dict[str, list[str]]:
+    """Panel title -> the columns it draws: `val_X` beside X, every `fit_r2_<factor>` together."""
+    panels: dict[str, list[str]] = {}
+    for column in columns:
+        if column.startswith(FIT_PREFIX):
+            base = FIT_PANEL
+        elif column.startswith("val_") and column[4:] in columns:
+            base = column[4:]
+        else:
+            base = column
+        panels.setdefault(base, []).append(column)
+    return panels
+
+
 def plot_training_curves(
     train_log_csv_path: str | os.PathLike,
     path: str | os.PathLike,
@@ -280,10 +299,7 @@ def plot_training_curves(
     numeric = log.select_dtypes("number").groupby(log["epoch"]).mean()
     # Throughput and timing are logged beside the losses but are not training curves.
     numeric = numeric.drop(columns=["epoch", *THROUGHPUT_COLUMNS], errors="ignore").dropna(axis=1, how="all")
-    panels: dict[str, list[str]] = {}
-    for column in numeric.columns:
-        base = column[4:] if column.startswith("val_") and column[4:] in numeric.columns else column
-        panels.setdefault(base, []).append(column)
+    panels = curve_panels(list(numeric.columns))
     n_panels = max(len(panels), 1)
     n_cols = min(n_panels, 3)
     n_rows = -(-n_panels // n_cols)
@@ -295,11 +311,14 @@ def plot_training_curves(
         for column in columns:
             series = numeric[column].dropna()
             style = "--" if column.startswith("val_") else "-"
-            ax.plot(series.index, series.to_numpy(), style, marker=".", markersize=3, label=column)
+            label = column.removeprefix(FIT_PREFIX) if base == FIT_PANEL else column
+            ax.plot(series.index, series.to_numpy(), style, marker=".", markersize=3, label=label)
         values = numeric[columns].to_numpy(dtype=np.float64)
         values = values[np.isfinite(values)]
         # Losses spanning orders of magnitude are unreadable on a linear axis.
-        if len(values) and values.min() > 0 and values.max() / values.min() > 100:
+        if base == FIT_PANEL:
+            ax.set_ylim(min(0.0, float(values.min()) if len(values) else 0.0) - 0.02, 1.02)
+        elif len(values) and values.min() > 0 and values.max() / values.min() > 100:
             ax.set_yscale("log")
         ax.set_title(base, fontsize=10)
         ax.set_xlabel("epoch")

@@ -11,6 +11,7 @@ from compgen.analysis.figures import (
     plot_reconstructions,
     plot_training_curves,
 )
+from compgen.summary.figure import strip_titles
 
 
 def _check_png(path, figsize):
@@ -131,3 +132,17 @@ def test_the_fit_probe_shares_one_panel_beside_the_losses(tmp_path):
 def test_pdf_output_is_reproducible(tmp_path):
     r = np.eye(3)
     _twice_identical(lambda p: plot_hinton(r, ["a", "b", "c"], p), tmp_path, "hinton.pdf")
+
+
+def test_group_strip_titles_tell_a_regressor_from_an_all_data_reference():
+    images, none = np.zeros((2, 8, 8, 1)), np.zeros((0, 8, 8, 1))
+    arrays = lambda train, test: {"recon_train_inputs": train, "recon_test_inputs": test}  # noqa: E731
+    assert strip_titles("VAE", arrays(images, images)) == ("VAE: training", "held out")
+    assert strip_titles("VAE", arrays(images, none)) == (
+        "VAE: training",
+        "held out: none (all-data reference)",
+    )
+    assert strip_titles("Regressor", arrays(none, none)) == (
+        "Regressor: no reconstructions (the model renders no images)",
+        "",
+    )

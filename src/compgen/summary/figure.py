@@ -14,6 +14,16 @@ IMAGES_PER_STRIP = 4
 ROW_HEIGHT = 2.4
 
 
+def strip_titles(label: str, arrays) -> tuple[str, str]:
+    """Titles of a row's training and held-out reconstruction strips. A task that renders nothing
+    (a regressor) has neither strip; a run without held-out images is an all-data reference."""
+    if len(arrays["recon_train_inputs"]) == 0:
+        return f"{label}: no reconstructions (the model renders no images)", ""
+    if len(arrays["recon_test_inputs"]) == 0:
+        return f"{label}: training", "held out: none (all-data reference)"
+    return f"{label}: training", "held out"
+
+
 def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike], title: str = "") -> None:
     """One row per panel (dict with `label` and `arrays`, an analysis.npz path).
 
@@ -31,21 +41,21 @@ def plot_group_composite(panels: list[dict], out_paths: list[str | os.PathLike],
         note = str(arrays["data_note"]) if "data_note" in arrays else ""
         notes.add(note)
         k = IMAGES_PER_STRIP
+        train_title, test_title = strip_titles(panel["label"], arrays)
         draw_reconstruction_block(
             fig,
             grid[row, 0],
             arrays["recon_train_inputs"][:k],
             arrays["recon_train_outputs"][:k],
-            f"{panel['label']}: training",
+            train_title,
             row_labels=True,
         )
-        heldout = len(arrays["recon_test_inputs"]) > 0
         draw_reconstruction_block(
             fig,
             grid[row, 1],
             arrays["recon_test_inputs"][:k],
             arrays["recon_test_outputs"][:k],
-            "held out" if heldout else "held out: none (all-data reference)",
+            test_title,
             row_labels=False,
         )
         ax = fig.add_subplot(grid[row, 2])

@@ -27,8 +27,9 @@ from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
 from compgen.analysis import metrics
+from compgen.analysis.evaluate import AnalysisInputs, encode_and_score
 from compgen.conditions import load_split
-from compgen.datasets.store import check_dataset, read_rows
+from compgen.datasets.store import check_dataset
 from compgen.tasks import get_task, load_trained
 
 HUE_FACTORS = ("floor_hue", "wall_hue", "object_hue")
@@ -58,15 +59,12 @@ def readouts(run_dir: Path, n: int, seed: int) -> dict:
     rows = np.sort(np.random.default_rng(seed).choice(train, size=min(n, len(train)), replace=False))
     model, payload = load_trained(run_dir / "model.pt")
     task = get_task(payload["model_config"]["task"])
+    inputs = AnalysisInputs(
+        str(data_path), grid, train, np.zeros(0, np.int64), payload["model_config"]["recon"], {}
+    )
+    z, _ = encode_and_score(model, task, inputs, rows)
     classes = grid.classes(rows)
     values = grid.values(classes)
-    codes = torch.as_tensor(grid.standardised(values), dtype=torch.float32)
-    images = torch.from_numpy(read_rows(data_path, rows)).permute(0, 3, 1, 2).float().div_(255)
-    with torch.no_grad():
-        z = torch.cat(
-            [task.encode(model, images[s : s + 500], codes[s : s + 500])[0] for s in range(0, n, 500)]
-        )
-    z = z.numpy()
     ranges, variances = metrics.grid_value_stats([f.values for f in grid.factors])
     linear = metrics.readout_r2(z, values, z, values, ranges, variances)
     out = {"run": "/".join(parts[-4:]), "n_images": int(rows.size), "factors": {}}

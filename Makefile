@@ -26,7 +26,7 @@ demo: $(STAMP)
 # The smallest study that reaches a verdict on the NeurIPS claims C1-C5 (config/paper_check.yaml,
 # about 2 hours on 2 CPU cores); its report opens with the claims table (results/summary/claims.md).
 paper-check: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/paper_check.yaml
+	$(BIN)/snakemake --cores $(CORES) --resources mem_mb=20000 --configfile config/paper_check.yaml
 	$(BIN)/snakemake --cores 1 --configfile config/paper_check.yaml --report results/report.html
 
 # Python by ruff (lint and format), rules by snakefmt, the workflow by snakemake's linter (demo and default study).

@@ -1,15 +1,17 @@
 """Did a trained model learn the factors its claims' fit check reads? One JSON object per run.
 
-The claims' fit check (compgen.claims) is a linear readout: R² of the factor's value from the
-latent means on training images. This script sets beside it, for the condition's two factors on
-the same kind of sample (training images, latent means at evaluation):
-  - `linear_r2`: the fit check's own value (compgen.analysis.metrics.readout_r2, in-sample);
+The claims' fit check (compgen.claims) is the kind-aware, chance-corrected readout of
+compgen.analysis.fit. This script sets beside it, for the condition's two factors on the same kind
+of sample (training images, latent means at evaluation):
+  - `fit`: the fit check's own value (compgen.analysis.fit.fit_scores, seed `--seed`);
+  - `linear_r2`: a linear readout's R² of the value against the training mean
+    (compgen.analysis.metrics.readout_r2, in-sample), what the check was before factors had kinds;
   - `knn_accuracy`: 10-nearest-neighbour accuracy of the factor's classes (5-fold), and `chance`,
     the share of the commonest class: is the factor in the latents at all, linearly or not?
   - `circle_r2` (factors whose values are hues on the colour wheel): R² of the linear readout of
     (cos, sin) of the hue angle, mean over the two, i.e. the readout of a circular factor;
-  - `perfect_circle_linear_r2`: the fit check's R² for a representation that is the hue circle
-    itself, exactly: the most a faithful circular code can score.
+  - `perfect_circle_linear_r2`: `linear_r2` of a representation that is the hue circle itself,
+    exactly: the most a faithful circular code can score on a linear readout of the value.
 
     python bench/fit_readouts.py results/runs/shapes3d/fhue2whue/vae_fixint/seed0 [...] [--n 4000]
 """
@@ -28,6 +30,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from compgen.analysis import metrics
 from compgen.analysis.evaluate import AnalysisInputs, encode_and_score
+from compgen.analysis.fit import fit_scores
 from compgen.conditions import load_split
 from compgen.datasets.store import check_dataset
 from compgen.tasks import get_task, load_trained
@@ -65,13 +68,15 @@ def readouts(run_dir: Path, n: int, seed: int) -> dict:
     z, _ = encode_and_score(model, task, inputs, rows)
     classes = grid.classes(rows)
     values = grid.values(classes)
-    ranges, variances = metrics.grid_value_stats([f.values for f in grid.factors])
-    linear = metrics.readout_r2(z, values, z, values, ranges, variances)
+    linear = metrics.readout_r2(z, values, z, values)
+    fit = fit_scores(z, classes, grid, [grid.axis(name) for name in split_info["main_factors"]], seed)
     out = {"run": "/".join(parts[-4:]), "n_images": int(rows.size), "factors": {}}
     for name in split_info["main_factors"]:
         k = grid.axis(name)
         y = classes[:, k]
         entry = {
+            "kind": grid.factor(name).kind,
+            "fit": round(float(fit[name]), 4),
             "linear_r2": round(float(linear[k]), 4),
             "knn_accuracy": round(float(cross_val_score(KNeighborsClassifier(10), z, y, cv=5).mean()), 4),
             "chance": round(float(np.bincount(y).max() / y.size), 4),

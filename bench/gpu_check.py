@@ -6,7 +6,11 @@ triplets/s on one H200 (a 100-epoch sqr2tx run, 61 M triplets, in under 20 minut
 
 Two epochs of `--steps` steps: the first warms up (allocator, cuDNN autotuning), the second is timed.
 
-    python bench/gpu_check.py [--work DIR] [--steps 600]
+`--smoke` checks the script itself: two steps per epoch on a subsampled dSprites, on the GPU when
+there is one and on the CPU otherwise (training.amp as the CPU resolves it; times from the host
+clock, no GPU memory). Without a GPU and without `--smoke` it stops with an error.
+
+    python bench/gpu_check.py [--work DIR] [--steps 600] [--smoke]
 """
 
 from __future__ import annotations
@@ -26,17 +30,21 @@ from compgen.conditions import Condition, write_split
 from compgen.config import complete_model, complete_training
 from compgen.datasets.prepare import prepare_dataset
 from compgen.datasets.store import read_grid
+from compgen.training.device import device_name
 from compgen.training.run import fit, setup_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def prepared(work: Path) -> tuple[Path, Path]:
-    """Full-size procedural dSprites and its sqr2tx split, made once per work folder."""
+SMOKE_SUBSAMPLE = {"scale": 3, "orientation": 10, "posX": 4, "posY": 4}  # 3 x 2 x 4 x 8 x 8 images
+
+
+def prepared(work: Path, subsample: dict | None = None) -> tuple[Path, Path]:
+    """Procedural dSprites (full-size unless subsampled) and its sqr2tx split, made once per work folder."""
     dataset, split = work / "dsprites.h5", work / "sqr2tx.npz"
     if not dataset.exists():
-        print(f"gpu_check: rendering full-size dSprites into {work}", file=sys.stderr)
-        prepare_dataset("dsprites", {"source": "procedural"}, dataset)
+        print(f"gpu_check: rendering dSprites into {work}", file=sys.stderr)
+        prepare_dataset("dsprites", {"source": "procedural", "subsample": subsample or {}}, dataset)
     if not split.exists():
         spec = yaml.safe_load((ROOT / "config/conditions.yaml").read_text())["conditions"]["dsprites"][
             "sqr2tx"
@@ -52,15 +60,20 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--steps", type=int, default=600, help="steps per epoch (one warm-up epoch, one timed)"
     )
+    parser.add_argument(
+        "--smoke", action="store_true", help="2 steps per epoch, small data; CPU without a GPU"
+    )
     args = parser.parse_args(argv)
-    if not torch.cuda.is_available():
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.smoke:
         sys.exit(
             f"gpu_check: no CUDA device is available to torch {torch.__version__}; this check needs a GPU"
         )
+    steps = 2 if args.smoke else args.steps
     work = args.work or Path(tempfile.mkdtemp())
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    dataset, split = prepared(work)
+    dataset, split = prepared(work, SMOKE_SUBSAMPLE if args.smoke else None)
     run = {
         "run_id": "gpu_check",
         "dataset": "dsprites",
@@ -72,7 +85,7 @@ def main(argv=None) -> None:
             {"task": "composition", "op": "fixint", "encoder": "abdi", "decoder": "abdi"}
         ),
         "training": complete_training(
-            {"epochs": 2, "max_steps_per_epoch": args.steps, "device": "cuda", "amp": True}
+            {"epochs": 2, "max_steps_per_epoch": steps, "device": "cuda" if cuda else "cpu", "amp": True}
         ),
     }
     training = setup_run(dataset, split, run, progress=False)
@@ -81,16 +94,26 @@ def main(argv=None) -> None:
     # The model's own forward and backward: from the composition call to the optimiser step.
     marks, compose = [], training.model.compose
 
+    def mark():
+        if not cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def seconds_between(start, end) -> float:
+        return start.elapsed_time(end) / 1000.0 if cuda else end - start
+
+    def synchronize() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
     def timed_compose(*a, **k):
-        start = torch.cuda.Event(enable_timing=True)
-        start.record()
-        marks.append([start, None])
+        marks.append([mark(), None])
         return compose(*a, **k)
 
     def backward_done(*_):
-        end = torch.cuda.Event(enable_timing=True)
-        end.record()
-        marks[-1][1] = end
+        marks[-1][1] = mark()
 
     training.model.compose = timed_compose
     training.optimizer.register_step_pre_hook(backward_done)
@@ -98,17 +121,18 @@ def main(argv=None) -> None:
 
     @training.trainer.on(Events.EPOCH_STARTED(once=2))
     def start_timing(_):
-        torch.cuda.synchronize()
+        synchronize()
         marks.clear()
-        torch.cuda.reset_peak_memory_stats()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         window["start"] = time.perf_counter()
 
     @training.trainer.on(Events.ITERATION_COMPLETED(once=2 * training.steps_per_epoch))
     def stop_timing(_):
-        torch.cuda.synchronize()
+        synchronize()
         window["wall"] = time.perf_counter() - window["start"]
-        window["fwd_bwd"] = sum(s.elapsed_time(e) for s, e in marks) / 1000.0
-        window["peak"] = torch.cuda.max_memory_allocated(training.data.device)
+        window["fwd_bwd"] = sum(seconds_between(s, e) for s, e in marks)
+        window["peak"] = torch.cuda.max_memory_allocated(training.data.device) if cuda else None
 
     fit(training, checkpoint_dir=None)
     steps, batch = training.steps_per_epoch, run["training"]["batch_size"]
@@ -117,14 +141,16 @@ def main(argv=None) -> None:
     print(
         json.dumps(
             {
-                "device": torch.cuda.get_device_name(training.data.device),
+                "device": device_name(training.data.device),
+                "smoke": args.smoke,
+                "amp": training.amp,
                 "torch": torch.__version__,
                 "train_images": n_train,
                 "steps": steps,
                 "batch": batch,
                 "setup_seconds": round(setup_seconds, 1),
                 "triplets_per_s": round(rate),
-                "peak_gpu_memory_gib": round(window["peak"] / 2**30, 2),
+                "peak_gpu_memory_gib": round(window["peak"] / 2**30, 2) if cuda else None,
                 "share_outside_forward_backward": round(1.0 - window["fwd_bwd"] / window["wall"], 3),
                 "projected_minutes_100_epochs_sqr2tx": round(100 * n_train / rate / 60, 1),
             },

@@ -6,7 +6,9 @@ Prints one JSON object keyed by study (`default`: config/config.yaml; `thousand`
 `jobs` (jobs planned) and `runs` (train jobs planned: the study's training runs). Planning is done in an empty
 temporary folder, so every job of the study is planned. Usage:
 
-    python bench/plan.py [--reps 3] [--studies default thousand]
+    python bench/plan.py [--reps 3] [--studies default thousand] [--config FILE ...]
+
+`--config` plans other study configs instead (keyed by path), e.g. a small one as a smoke check.
 
 Earlier limits asserted in tests/test_load.py: default < 10 s, thousand < 60 s (2 shared cores).
 """
@@ -67,14 +69,22 @@ def job_stats(stdout: str) -> dict[str, int]:
     raise SystemExit(f"no total in the job stats:\n{stdout[-3000:]}")
 
 
-def main() -> None:
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=1, help="dry runs per study; the median is reported")
-    parser.add_argument("--studies", nargs="+", choices=list(STUDIES), default=list(STUDIES))
-    args = parser.parse_args()
+    parser.add_argument("--studies", nargs="+", choices=list(STUDIES), default=None, help="default: all")
+    parser.add_argument(
+        "--config", nargs="+", type=Path, default=[], help="study configs to plan instead of --studies"
+    )
+    args = parser.parse_args(argv)
+    studies = {name: STUDIES[name] for name in args.studies or ([] if args.config else STUDIES)}
+    studies.update({str(path): path.resolve() for path in args.config})
     results = {}
-    for name in args.studies:
-        configfile = STUDIES[name]
+    for name, configfile in studies.items():
         times = []
         for _ in range(args.reps):
             with tempfile.TemporaryDirectory() as tmp:
@@ -84,7 +94,7 @@ def main() -> None:
             "seconds": round(statistics.median(times), 2),
             "runs": stats.get("train", 0),
             "jobs": stats["total"],
-            "config": str((configfile or ROOT / "config/config.yaml").relative_to(ROOT)),
+            "config": shown(configfile or ROOT / "config/config.yaml"),
         }
     print(json.dumps(results, indent=2))
 

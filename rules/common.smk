@@ -113,6 +113,35 @@ def group_panels(wildcards):
     ]
 
 
+def group_train_logs(wildcards):
+    return run_paths(f"{RUN_DIR}/train_log.csv", STUDY.groups[wildcards.group].runs)
+
+
+def group_curve_runs(wildcards):
+    """Per run of the group (every seed), what its gap curve is labelled by; the job labels models."""
+    return [
+        {
+            "panel": f"{r.dataset}/{r.condition}",
+            "family": STUDY.condition(r.dataset, r.condition).family,
+            "model": r.model,
+            "seed": r.seed,
+        }
+        for r in STUDY.groups[wildcards.group].runs
+    ]
+
+
+# Groups with a run that logs the gap probe (training.fit_probe > 0) get a gap-curve figure; the
+# constraint keeps its files apart from group_figure's {group}.png.
+GAP_CURVE_GROUP_NAMES = sorted(
+    name
+    for name, group in STUDY.groups.items()
+    if any(r.spec["training"]["fit_probe"] > 0 for r in group.runs)
+)
+GAP_CURVE_GROUPS = "|".join(GAP_CURVE_GROUP_NAMES) or "(?!)"
+# The study's group names exactly: group_figure's {group}.png never matches another rule's file.
+GROUPS = "|".join(STUDY.groups) or "(?!)"
+
+
 def all_outputs():
     targets = expand("results/data/{dataset}_preview.png", dataset=STUDY.datasets_used())
     targets += [f"results/splits/{d}/{c}.png" for d, c in STUDY.splits_used()]
@@ -120,5 +149,6 @@ def all_outputs():
         for figure in get_task(run.spec["model"]["task"]).figures:
             targets += run_paths(f"{ANALYSIS_DIR}/{figure}.png", [run])
     targets += expand("results/summary/groups/{group}.{ext}", group=sorted(STUDY.groups), ext=("tex", "png"))
+    targets += expand("results/summary/groups/{group}_gap_curves.png", group=GAP_CURVE_GROUP_NAMES)
     targets.append("results/summary/scores.csv")
     return targets

@@ -59,6 +59,8 @@ rule group_figure:
         pdf="results/summary/groups/{group}.pdf",
     log:
         "results/logs/group_figure/{group}.log",
+    wildcard_constraints:
+        group=GROUPS,
     localrule: True
     conda:
         "../envs/compgen.yaml"
@@ -69,3 +71,29 @@ rule group_figure:
         title=lambda wildcards: STUDY.groups[wildcards.group].title,
     script:
         "../workflow/scripts/group_figure.py"
+
+
+rule group_gap_curves:
+    input:
+        train_logs=group_train_logs,
+    output:
+        png=report(
+            "results/summary/groups/{group}_gap_curves.png",
+            caption="../workflow/report/gap_curves.rst",
+            category="Gap curves",
+            labels={"group": "{group}"},
+        ),
+    log:
+        "results/logs/group_gap_curves/{group}.log",
+    wildcard_constraints:
+        group=GAP_CURVE_GROUPS,
+    localrule: True
+    conda:
+        "../envs/compgen.yaml"
+    params:
+        data_note=lambda wildcards: data_notes(r.dataset for r in STUDY.groups[wildcards.group].runs),
+        runs=lambda wildcards: group_curve_runs(wildcards),
+        models=config["models"],
+        title=lambda wildcards: STUDY.groups[wildcards.group].title,
+    script:
+        "../workflow/scripts/gap_curves.py"

@@ -29,5 +29,7 @@ rule train:
         out_dir=lambda wildcards: RUN_DIR.format(**wildcards),
         # Checkpoints live beside the outputs, not among them, so a failed job keeps them for resuming.
         checkpoint_dir=lambda wildcards: CHECKPOINT_DIR.format(**wildcards),
+        # Runs sharing one GPU (resources.jobs_per_gpu); with it, --resources gpu counts slots.
+        jobs_per_gpu=config["resources"]["jobs_per_gpu"],
     script:
         "../workflow/scripts/train.py"

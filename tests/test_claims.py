@@ -32,6 +32,7 @@ from conftest import ROOT, analyse_toy, merged, run_snakemake
 from test_engine import make_run
 
 SCHEMA = load_schema()
+DEFAULT_FIT = {"min": 0.8, "converged": True, "plateau": 3, "tasks": {"supervised": 0.9}}
 CLAIM_SCHEMA = SCHEMA["properties"]["claims"]["additionalProperties"]
 # Every study config shipped in config/ (the conditions library and the claims are not studies).
 STUDY_CONFIGS = sorted(
@@ -78,10 +79,18 @@ def test_gap_is_the_ratio_of_excesses_and_nan_without_a_measure():
         "recon_excess_train": 2.0,
         "recon_excess_test": 5.0,
         "gap": 2.5,
+        "excess_delta": 3.0,
+    }
+    composed = excess_summary(np.array([4.0]), np.array([5.0]), suffix="_composed")
+    assert composed == {
+        "recon_excess_train_composed": 4.0,
+        "recon_excess_test_composed": 5.0,
+        "gap_composed": 1.25,
+        "excess_delta_composed": 1.0,
     }
     reference = excess_summary(np.array([2.0]), np.zeros(0))  # an all-data reference
     assert reference["recon_excess_train"] == 2.0 and math.isnan(reference["recon_excess_test"])
-    assert math.isnan(reference["gap"])
+    assert math.isnan(reference["gap"]) and math.isnan(reference["excess_delta"])
     assert math.isnan(gap(0.0, 1.0)) and math.isnan(gap(-1.0, 1.0)) and math.isnan(gap(math.nan, 1.0))
 
 
@@ -95,47 +104,73 @@ def test_main_factor_scores_are_the_conditions_two_factors():
 
 
 def test_excess_and_gap_of_a_tiny_composition_model(data, all_data, tmp_path):
-    """On the composed target, finite with a held-out set and NaN gap without one; the held-out
-    triplets are the ones composition_loss_test always drew."""
+    """`gap` and its excesses: single images through the model's own autoencoder (the papers'
+    measure), as computed here independently; `*_composed`: the composed target of the triplets
+    computed here again (the held-out ones are those composition_loss_test always drew); both NaN
+    without a held-out set."""
     from compgen.analysis.evaluate import PRESETS, AnalysisInputs
     from compgen.datasets.store import check_dataset
     from compgen.tasks import load_trained
-    from compgen.tasks.composition import target_losses
-    from compgen.training.batches import heldout_triplets
+    from compgen.tasks.composition import TRAIN_TARGET_STREAM, target_losses
+    from compgen.training.batches import derived_seed, heldout_triplets
 
     dataset, split = data
     train_run(dataset, split, make_run("composition", epochs=2), tmp_path / "run", tmp_path / "ckpt")
     scores = analyse_toy(dataset, split, tmp_path / "run", tmp_path)
-    for key in ("recon_excess_train", "recon_excess_test", "gap", "r2_train_main_min", "r2_drop_main"):
-        assert math.isfinite(scores[key]), key
-    assert scores["recon_excess_train"] > 0 and scores["main_factors"] == ["x", "y"]
-    assert scores["gap"] == pytest.approx(scores["recon_excess_test"] / scores["recon_excess_train"])
-    # The toy images are binary (floor 0): the excess is the composition loss itself.
-    assert scores["recon_excess_test"] == pytest.approx(scores["composition_loss_test"])
-    assert scores["recon_excess_train"] == pytest.approx(scores["composition_loss_train"])
-    assert scores["recon_excess_train"] != pytest.approx(scores["recon_train"])  # not single images
+    for suffix in ("", "_composed"):
+        for key in ("recon_excess_train", "recon_excess_test", "gap", "excess_delta"):
+            assert math.isfinite(scores[key + suffix]), key + suffix
+    assert math.isfinite(scores["r2_train_main_min"]) and math.isfinite(scores["r2_drop_main"])
+    assert scores["main_factors"] == ["x", "y"]
 
-    # composition_loss_test: the same triplets as before training-target triplets were added.
     model, _ = load_trained(tmp_path / "run" / "model.pt")
     grid, split_arrays = check_dataset(dataset), np.load(split)
     inputs = AnalysisInputs(
         str(dataset), grid, split_arrays["train"], split_arrays["test"], "bce", PRESETS["fast"], 0
     )
-    triplets = heldout_triplets(
-        grid.sizes,
-        grid.classes(inputs.train),
-        grid.classes(inputs.test),
-        PRESETS["fast"]["n_triplets"],
-        torch.Generator().manual_seed(0),
+
+    # Single images (the fast preset's samples hold every toy image): encode, decode mu, less the floor.
+    def single_image_excess(indices):
+        x = inputs.images(indices)
+        with torch.no_grad():
+            mu, _ = model.encode(x)
+            loss = reconstruction_per_image(model.decode(mu), x, "bce").double()
+        return float((loss - reconstruction_floor(x, "bce")).mean())
+
+    train, test = single_image_excess(inputs.train), single_image_excess(inputs.test)
+    assert scores["recon_excess_train"] == pytest.approx(train, rel=1e-5) and train > 0
+    assert scores["recon_excess_test"] == pytest.approx(test, rel=1e-5)
+    assert scores["gap"] == pytest.approx(test / train, rel=1e-5)
+    assert scores["excess_delta"] == pytest.approx(test - train, rel=1e-4, abs=1e-3)
+
+    # The composed target: training-target triplets from their own stream, the held-out ones the
+    # triplets composition_loss_test always drew (a generator seeded with the analysis' seed).
+    n, train_classes = PRESETS["fast"]["n_triplets"], grid.classes(inputs.train)
+    train_gen = torch.Generator().manual_seed(derived_seed(0, 0, TRAIN_TARGET_STREAM))
+    loss_train, floor_train = target_losses(
+        model, inputs, heldout_triplets(grid.sizes, train_classes, train_classes, n, train_gen)
     )
-    losses, _ = target_losses(model, inputs, triplets)
-    assert scores["composition_loss_test"] == pytest.approx(float(losses.mean()), rel=1e-6)
+    test_triplets = heldout_triplets(
+        grid.sizes, train_classes, grid.classes(inputs.test), n, torch.Generator().manual_seed(0)
+    )
+    loss_test, floor_test = target_losses(model, inputs, test_triplets)
+    composed_train, composed_test = (loss_train - floor_train).mean(), (loss_test - floor_test).mean()
+    assert scores["composition_loss_test"] == pytest.approx(float(loss_test.mean()), rel=1e-6)
+    assert scores["composition_loss_train"] == pytest.approx(float(loss_train.mean()), rel=1e-6)
+    assert scores["recon_excess_train_composed"] == pytest.approx(composed_train, rel=1e-6)
+    assert scores["recon_excess_test_composed"] == pytest.approx(composed_test, rel=1e-6)
+    assert scores["gap_composed"] == pytest.approx(composed_test / composed_train, rel=1e-6)
+    assert scores["excess_delta_composed"] == pytest.approx(composed_test - composed_train, rel=1e-6)
+    # Two measures, not one: a composed target is not a single image's reconstruction.
+    assert scores["recon_excess_train_composed"] != pytest.approx(scores["recon_excess_train"])
 
     # The same model analysed as an all-data reference: no held-out set, no gap.
     (tmp_path / "ref").mkdir()
     reference = analyse_toy(all_data / "toy.h5", all_data / "split.npz", tmp_path / "run", tmp_path / "ref")
-    assert math.isfinite(reference["recon_excess_train"]) and reference["recon_excess_train"] > 0
-    assert math.isnan(reference["recon_excess_test"]) and math.isnan(reference["gap"])
+    for suffix in ("", "_composed"):
+        assert 0 < reference["recon_excess_train" + suffix] < math.inf
+        for key in ("recon_excess_test", "gap", "excess_delta"):
+            assert math.isnan(reference[key + suffix]), key + suffix
 
 
 # -- claims as data ------------------------------------------------------------------------------
@@ -172,12 +207,39 @@ CLAIMS = _validated_claims(
             {"ge": 0.2}, [{"dataset": "d", "condition": "fail"}], "supervised", "r2_drop_main"
         ),
         "DECODER": _claim({"ge": 2}, [{"dataset": "d", "condition": "fail"}], "gt_decoder"),
+        "CONTROLLED": {
+            **_claim({"ge": 2}, [{"dataset": "d", "condition": "fail", "control": "iid"}]),
+            "checks": [
+                {
+                    "runs": [{"dataset": "d", "condition": "fail", "control": "iid"}],
+                    "criterion": {"ge": 2},
+                    "control_ratio": {"ge": 2},
+                }
+            ],
+        },
+        "SUCCESS": {
+            **_claim({"ge": 2}, [{"dataset": "d", "condition": "ok"}]),
+            "checks": [
+                {
+                    "runs": [{"dataset": "d", "condition": "ok", "control": "iid"}],
+                    "control_ratio": {"le": 1.5},
+                }
+            ],
+        },
     }
 )
 
 
-def _run(condition, seed, value, fit=0.95, model="m", task="composition", measure="gap"):
-    scores = {measure: value, "r2_train_main_min": fit, "main_factors": ["a", "b"]}
+CONVERGED = {"stopped": "converged", "stopped_epoch": 9, "best_epoch": 6, "probe_gap_tail": [2.0, 2.1, 2.1]}
+
+
+def _run(condition, seed, value, fit=0.95, model="m", task="composition", measure="gap", training=CONVERGED):
+    scores = {
+        measure: value,
+        "fit_train": {"a": fit, "b": 0.99, "c": 0.1},
+        "main_factors": ["a", "b"],
+        "training": training,
+    }
     return RunRecord("d", condition, model, seed, task, scores)
 
 
@@ -214,7 +276,8 @@ def test_a_number_criterion(records, verdict, note):
         assert row["value"] == f"{np.mean(values):.3g} ± {np.std(values, ddof=1):.3g}"
         assert row["per_seed"] == f"seed 0: {values[0]:.3g}; seed 1: {values[1]:.3g}"
     if verdict == INCONCLUSIVE and "fit" in note:
-        assert "needs ≥ 0.8" in row["training_fit"] and "(a, b)" in row["training_fit"]
+        assert "needs ≥ 0.8 for each" in row["training_fit"]
+        assert "a 0.7, b 0.99 (seed 1)" in row["training_fit"] or "a nan, b 0.99" in row["training_fit"]
 
 
 @pytest.mark.parametrize(
@@ -223,7 +286,11 @@ def test_a_number_criterion(records, verdict, note):
         ([_run("fail", 0, 3.0), _run("ok", 0, 1.0), _run("ok", 1, 1.4)], HOLDS, ""),
         ([_run("fail", 0, 1.0), _run("ok", 0, 2.0)], FAILS, ""),
         ([_run("fail", 0, 3.0), _run("ok", 0, 1.0, fit=0.5)], INCONCLUSIVE, "training fit below 0.8"),
-        ([_run("fail", 0, 3.0), _run("ok", 0, math.nan)], INCONCLUSIVE, "value on ok is not a number"),
+        (
+            [_run("fail", 0, 3.0), _run("ok", 0, math.nan)],
+            INCONCLUSIVE,
+            "value it is compared with is not a number",
+        ),
         ([_run("fail", 0, 3.0)], NOT_RUN, "no runs on d/ok"),
         ([_run("ok", 0, 3.0)], NOT_RUN, "no runs on d/fail"),
     ],
@@ -236,7 +303,71 @@ def test_a_versus_criterion(records, verdict, note):
         reference = np.mean([r.scores["gap"] for r in records if r.condition == "ok"])
         assert row["criterion"] == f"gap > its value on ok: {reference:.3g}"
     if note == "training fit below 0.8":
-        assert "on ok: 0.5 (seed 0)" in row["training_fit"]
+        assert "on ok: a 0.5, b 0.99 (seed 0)" in row["training_fit"]
+
+
+@pytest.mark.parametrize(
+    "records, verdict, note",
+    [
+        ([_run("fail", 0, 3.0), _run("iid", 0, 1.2)], HOLDS, ""),
+        # Twice the training excess but not twice the control's: overfitting, not composition.
+        ([_run("fail", 0, 3.0), _run("iid", 0, 1.6)], FAILS, ""),
+        ([_run("fail", 0, 1.9), _run("iid", 0, 0.9)], FAILS, ""),
+        ([_run("fail", 0, 3.0)], INCONCLUSIVE, "no control run"),
+        ([_run("fail", 0, 3.0), _run("iid", 0, 1.2, fit=0.6)], INCONCLUSIVE, "training fit below 0.8"),
+        ([_run("fail", 0, 3.0), _run("iid", 0, math.nan)], INCONCLUSIVE, "value it is compared with is not a number"),
+    ],
+    ids=["meets-both", "control-too-close", "below-two", "no-control", "control-unfit", "control-no-value"],
+)  # fmt: skip
+def test_a_criterion_and_a_control_ratio_must_both_hold(records, verdict, note):
+    row = _only(CLAIMS, records, "CONTROLLED")
+    assert (row["verdict"], row["note"]) == (verdict, note)
+    controls = [r.scores["gap"] for r in records if r.condition == "iid"]
+    shown = f"{controls[0]:.3g}" if controls else NOT_RUN
+    assert row["criterion"] == f"gap ≥ 2 and gap ≥ 2 × its value on iid: {shown}"
+    assert row["control"] == f"iid: {shown}"
+
+
+@pytest.mark.parametrize(
+    "success, control, verdict",
+    [(1.4, 1.0, HOLDS), (1.6, 1.0, FAILS), (2.9, 2.0, HOLDS)],
+    ids=["within", "beyond", "a-large-gap-the-control-explains"],
+)
+def test_a_success_is_judged_against_its_control_alone(success, control, verdict):
+    row = _only(CLAIMS, [_run("ok", 0, success), _run("iid", 0, control)], "SUCCESS")
+    assert row["verdict"] == verdict and row["criterion"].startswith("gap ≤ 1.5 × its value on iid")
+
+
+@pytest.mark.parametrize(
+    "training, verdict",
+    [
+        (CONVERGED, HOLDS),
+        ({"stopped": "budget", "stopped_epoch": 10, "best_epoch": 7}, HOLDS),  # a plateau of 3 epochs
+        ({"stopped": "budget", "stopped_epoch": 10, "best_epoch": 8}, INCONCLUSIVE),
+        ({"stopped": "budget", "stopped_epoch": 10, "best_epoch": 10, "probe_gap_tail": [1.5, 1.8, 2.4]}, INCONCLUSIVE),
+        ({}, INCONCLUSIVE),
+    ],
+    ids=["early-stopped", "plateaued", "improving", "best-is-last", "no-record"],
+)  # fmt: skip
+def test_a_verdict_needs_runs_that_stopped_learning(training, verdict):
+    records = [_run("fail", 0, 3.0, training=training), _run("iid", 0, 1.0)]
+    row = _only(CLAIMS, records, "CONTROLLED")
+    assert row["verdict"] == verdict
+    if verdict == INCONCLUSIVE:
+        assert row["note"].startswith("still learning: fail seed 0:")
+    if training.get("probe_gap_tail") == [1.5, 1.8, 2.4]:
+        assert "held-out gap probes 1.5 → 1.8 → 2.4" in row["convergence"]
+    # The control must have stopped learning too.
+    unfinished = {"stopped": "budget", "stopped_epoch": 4, "best_epoch": 4}
+    row = _only(CLAIMS, [_run("fail", 0, 3.0), _run("iid", 0, 1.0, training=unfinished)], "CONTROLLED")
+    assert row["verdict"] == INCONCLUSIVE and row["note"].startswith("still learning: iid seed 0")
+
+
+def test_the_excess_difference_is_shown_beside_a_gap():
+    record = _run("fail", 0, 3.0)
+    record.scores["excess_delta"] = 41.5
+    row = _only(CLAIMS, [record], "NUMBER")
+    assert row["excess_delta"] == "41.5"
 
 
 @pytest.mark.parametrize(
@@ -305,12 +436,18 @@ def test_schema_enumerations_are_the_registries():
     assert sorted(fit_tasks) == sorted(TASKS)
 
 
-def test_the_shipped_claims_are_the_issues():
+def test_the_shipped_claims_are_the_papers_findings():
     claims = default_claims()
-    assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6"]
-    assert all(c["fit"] == {"r2_train": 0.8, "tasks": {"supervised": 0.9}} for c in claims.values())
+    assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    assert all(c["fit"] == DEFAULT_FIT for c in claims.values())
     failure = [("dsprites", "sqr2tx"), ("shapes3d", "shape2ohue"), ("mpi3d", "cyl2vx+four_shapes+fix_hx")]
     success = [("shapes3d", "fhue2whue"), ("mpi3d", "cyl2bkg+four_shapes+fix_hx")]
+    # One iid control per dataset, sized like its failure condition's test set.
+    control = {
+        "dsprites": "iid_like_sqr2tx",
+        "shapes3d": "iid_like_shape2ohue",
+        "mpi3d": "iid_like_cyl2vx+four_shapes+fix_hx",
+    }
 
     def checks(cid):
         c = claims[cid]
@@ -318,24 +455,37 @@ def test_the_shipped_claims_are_the_issues():
             c.get("task"),
             c["measure"],
             [
-                ([(r["dataset"], r["condition"], r.get("versus")) for r in k["runs"]], k["criterion"])
+                (
+                    [(r["dataset"], r["condition"], r.get("versus"), r.get("control")) for r in k["runs"]],
+                    k.get("criterion"),
+                    k.get("control_ratio"),
+                )
                 for k in c["checks"]
             ],
         )
 
-    assert checks("C1") == ("composition", "gap", [([(*f, None) for f in failure], {"ge": 2})])
-    assert checks("C2") == ("composition", "gap", [([(*s, None) for s in success], {"le": 1.5})])
-    contrast = [(*f, s[1]) for f, s in zip(failure[1:], success, strict=True)]
-    assert checks("C3") == ("composition", "gap", [(contrast, {"gt": "versus"})])
-    below = [(*s, f[1]) for f, s in zip(failure[1:], success, strict=True)]
+    c1 = [*failure[:2], ("shapes3d", "shape2orient"), failure[2]]
+    assert checks("C1") == (
+        "composition",
+        "gap",
+        [([(d, c, None, control[d]) for d, c in c1], {"ge": 2}, {"ge": 2})],
+    )
+    assert checks("C2") == (
+        "composition",
+        "gap",
+        [([(d, c, None, control[d]) for d, c in success], None, {"le": 1.5})],
+    )
+    contrast = [(*f, s[1], None) for f, s in zip(failure[1:], success, strict=True)]
+    assert checks("C3") == ("composition", "gap", [(contrast, {"gt": "versus"}, None)])
+    below = [(*s, f[1], None) for f, s in zip(failure[1:], success, strict=True)]
     assert checks("C4") == (
         "composition",
         "latent_error_test",
-        [([(*f, None) for f in failure], {"ge": 2}), (below, {"lt": "versus"})],
+        [([(*f, None, None) for f in failure], {"ge": 2}, None), (below, {"lt": "versus"}, None)],
     )
-    task, measure, [(runs, criterion)] = checks("C5")
-    assert (task, measure, criterion) == ("supervised", "r2_drop_main", {"ge": 0.2})
-    assert {(d, c) for d, c, _ in runs} >= set(failure)
+    task, measure, [(runs, criterion, ratio)] = checks("C5")
+    assert (task, measure, criterion, ratio) == ("supervised", "r2_drop_main", {"ge": 0.2}, None)
+    assert {(d, c) for d, c, _, _ in runs} >= set(failure)
     iclr = [
         ("dsprites", "sqr2tx"),
         ("shapes3d", "shape2fhue"),
@@ -343,7 +493,16 @@ def test_the_shipped_claims_are_the_issues():
         ("mpi3d", "cyl2hx"),
         ("mpi3d", "objc2horz"),
     ]
-    assert checks("C6") == ("gt_decoder", "gap", [([(*r, None) for r in iclr], {"ge": 2})])
+    assert checks("C6") == ("gt_decoder", "gap", [([(*r, None, None) for r in iclr], {"ge": 2}, None)])
+    even = ("shapes3d", "shape2ohue+even_ohues")
+    assert checks("C7") == (
+        "composition",
+        "gap",
+        [
+            ([(*even, "shape2ohue", None)], {"lt": "versus"}, None),
+            ([(*even, None, control["shapes3d"])], None, {"le": 1.5}),
+        ],
+    )
 
 
 SHIPPED = yaml.safe_load(CLAIMS_PATH.read_text())["claims"]
@@ -364,13 +523,16 @@ def _study_with_claims(extra_claims) -> dict:
          "claims.C1.checks[0].criterion.ge: is 1.5; the shipped claim (config/claims.yaml) has 2. A study"),
         ({"C1": {"checks": [{"runs": [{"dataset": "dsprites", "condition": "sqr2tx"}], "criterion": {"ge": 1.5}}]}},
          "claims.C1.checks[0].criterion.ge: is 1.5; the shipped claim (config/claims.yaml) has 2 (also "
-         "changed: claims.C1.checks[0].runs[1], claims.C1.checks[0].runs[2])"),
-        ({"C2": {"fit": {"r2_train": 0.5}}}, "claims.C2.fit.r2_train: is 0.5; the shipped claim"),
+         "changed: claims.C1.checks[0].runs[0].control, claims.C1.checks[0].runs[1], claims.C1.checks[0].runs[2], ...)"),
+        ({"C2": {"fit": {"min": 0.5}}}, "claims.C2.fit.min: is 0.5; the shipped claim"),
+        ({"C2": {"fit": {"converged": False}}}, "claims.C2.fit.converged: is False; the shipped claim"),
+        ({"C2": {"checks": [{**SHIPPED["C2"]["checks"][0], "control_ratio": {"le": 3}}]}},
+         "claims.C2.checks[0].control_ratio.le: is 3; the shipped claim (config/claims.yaml) has 1.5"),
         ({"C5": {"fit": {"tasks": {"supervised": 0.8}}}}, "claims.C5.fit.tasks.supervised: is 0.8"),
         ({"C4": {"measure": "gap"}}, "claims.C4.measure: is 'gap'"),
         ({"C6": {"models": ["vae"]}}, "claims.C6.models: is not in the shipped claim"),
     ],
-    ids=["threshold", "threshold-and-runs", "fit", "supervised-fit", "measure", "models"],
+    ids=["threshold", "threshold-and-runs", "fit", "converged", "control-ratio", "supervised-fit", "measure", "models"],
 )  # fmt: skip
 def test_a_study_cannot_change_a_shipped_claim(change, key):
     with pytest.raises(ConfigError, match="A study config may add claims under new ids") as err:
@@ -380,9 +542,9 @@ def test_a_study_cannot_change_a_shipped_claim(change, key):
 
 def test_a_study_may_repeat_a_shipped_claim_and_add_its_own():
     own = _claim({"ge": 3}, [{"dataset": "dsprites", "condition": "sqr2tx"}])
-    config = validate_study(_study_with_claims({"C1": copy.deepcopy(SHIPPED["C1"]), "C7": own}))
-    assert list(config["claims"]) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
-    assert config["claims"]["C7"]["fit"] == {"r2_train": 0.8, "tasks": {"supervised": 0.9}}
+    config = validate_study(_study_with_claims({"C1": copy.deepcopy(SHIPPED["C1"]), "C8": own}))
+    assert list(config["claims"]) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"]
+    assert config["claims"]["C8"]["fit"] == DEFAULT_FIT
 
 
 @pytest.mark.parametrize(
@@ -392,8 +554,13 @@ def test_a_study_may_repeat_a_shipped_claim_and_add_its_own():
         (_claim({"ge": 2}, [{"dataset": "d", "condition": "c", "versus": "e"}]), "versus: applies only when"),
         (_claim({"lt": "versus"}, [{"dataset": "d", "condition": "c", "versus": "c"}]), "the condition itself"),
         ({**_claim({"ge": 2}, [{"dataset": "d", "condition": "c"}]), "models": ["m"]}, "claims.X: give task or models"),
+        (_claim({"ge": 2}, [{"dataset": "d", "condition": "c", "control": "i"}]), "claims.X.checks[0].runs[0].control: applies only with"),
+        ({**_claim({"ge": 2}, [{"dataset": "d", "condition": "c"}]), "checks": [{"runs": [{"dataset": "d", "condition": "c"}], "control_ratio": {"le": 1.5}}]},
+         "claims.X.checks[0].runs[0].control: required, the check has control_ratio"),
+        ({**_claim({"ge": 2}, []), "checks": [{"runs": [{"dataset": "d", "condition": "c", "control": "c"}], "control_ratio": {"le": 1.5}}]},
+         "the condition or its versus"),
     ],
-    ids=["versus-missing", "versus-unused", "versus-itself", "task-and-models"],
+    ids=["versus-missing", "versus-unused", "versus-itself", "task-and-models", "control-unused", "control-missing", "control-itself"],
 )  # fmt: skip
 def test_malformed_claims_are_refused(claim, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -402,9 +569,9 @@ def test_malformed_claims_are_refused(claim, message):
 
 def test_each_claim_says_which_config_it_came_from(tmp_path):
     study = tmp_path / "study.yaml"
-    study.write_text(yaml.safe_dump({"claims": {"C7": {}, "C1": {}}}))
-    sources = claim_sources({"C1": {}, "C7": {}}, [study, ROOT / "config/conditions.yaml", CLAIMS_PATH], ROOT)
-    assert sources == {"C1": "config/claims.yaml", "C7": str(study)}
+    study.write_text(yaml.safe_dump({"claims": {"C8": {}, "C1": {}}}))
+    sources = claim_sources({"C1": {}, "C8": {}}, [study, ROOT / "config/conditions.yaml", CLAIMS_PATH], ROOT)
+    assert sources == {"C1": "config/claims.yaml", "C8": str(study)}
 
 
 # -- the workflow -------------------------------------------------------------------------------
@@ -426,9 +593,9 @@ def test_every_study_plans_the_claims_rule(tmp_path, name):
 @pytest.mark.workflow
 def test_snakemake_refuses_a_study_that_loosens_a_claim(tmp_path):
     study = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
-    study["claims"] = {"C2": {"fit": {"r2_train": 0.5}}}
+    study["claims"] = {"C2": {"fit": {"min": 0.5}}}
     (tmp_path / "loose.yaml").write_text(yaml.safe_dump(study))
     done = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "loose.yaml"), timeout=300)
     assert done.returncode != 0
-    assert "config key claims.C2.fit.r2_train: is 0.5" in done.stdout + done.stderr
+    assert "config key claims.C2.fit.min: is 0.5" in done.stdout + done.stderr
     assert not Path(tmp_path / "results").exists()

@@ -119,6 +119,15 @@ NONE_SIZES = {
     ("simple", "none"): 32 * 32 * 3,
 }
 
+# The iid controls (family iid; tests/test_iid.py): a random sample sized like the paper's conditions.
+IID_SIZES = {
+    ("dsprites", "iid_like_sqr2tx"): SPEC_SIZES[("dsprites", "sqr2tx")],
+    ("shapes3d", "iid_like_shape2ohue"): SPEC_SIZES[("shapes3d", "shape2ohue")],
+    ("shapes3d", "iid_like_fhue2whue"): SPEC_SIZES[("shapes3d", "fhue2whue")],
+    ("mpi3d", "iid_like_cyl2vx+four_shapes+fix_hx"): SPEC_SIZES[("mpi3d", "cyl2vx+four_shapes+fix_hx")],
+    ("mpi3d", "iid_like_cyl2bkg+four_shapes+fix_hx"): SPEC_SIZES[("mpi3d", "cyl2bkg+four_shapes+fix_hx")],
+}
+
 
 def library_condition(dataset: str, name: str) -> Condition:
     """A condition of the library as the Study builds it, on the dataset's full grid."""
@@ -146,11 +155,12 @@ def test_every_other_condition_of_the_original_has_its_sizes_on_the_full_grid(ke
 
 
 def test_the_library_declares_exactly_the_spec_conditions_those_of_the_original_and_none():
+    sized = [*SPEC_SIZES, *ORIGINAL_SIZES, *NONE_SIZES, *IID_SIZES]
     declared = {(d, c) for d, conds in LIBRARY["conditions"].items() for c in conds}
-    listed = {(d, c.split("+")[0]) for d, c in [*SPEC_SIZES, *ORIGINAL_SIZES, *NONE_SIZES]}
+    listed = {(d, c.split("+")[0]) for d, c in sized}
     assert declared == listed
     modifiers = {(d, m) for d, mods in LIBRARY["modifiers"].items() for m in mods}
-    used = {(d, m) for d, c in [*SPEC_SIZES, *ORIGINAL_SIZES, *NONE_SIZES] for m in c.split("+")[1:]}
+    used = {(d, m) for d, c in sized for m in c.split("+")[1:]}
     assert modifiers == used
 
 

@@ -115,15 +115,15 @@ def test_training_curves(tmp_path):
 
 
 def test_the_fit_probe_shares_one_panel_beside_the_losses(tmp_path):
-    columns = ["recon", "loss", "val_recon", "fit_r2_shape", "fit_r2_posX"]
+    columns = ["recon", "loss", "val_recon", "fit_shape", "fit_posX"]
     assert curve_panels(columns) == {
         "recon": ["recon", "val_recon"],
         "loss": ["loss"],
-        FIT_PANEL: ["fit_r2_shape", "fit_r2_posX"],
+        FIT_PANEL: ["fit_shape", "fit_posX"],
     }
     csv = tmp_path / "train_log.csv"
     rows = [f"{e},{100 / e},{110 / e},{90 / e},{0.1 * e},{-0.05 + 0.09 * e}" for e in range(1, 6)]
-    csv.write_text("epoch,recon,loss,val_recon,fit_r2_shape,fit_r2_posX\n" + "\n".join(rows) + "\n")
+    csv.write_text("epoch,recon,loss,val_recon,fit_shape,fit_posX\n" + "\n".join(rows) + "\n")
     _check_png(
         _twice_identical(lambda p: plot_training_curves(csv, p), tmp_path, "curves.png"), (3.6 * 3, 2.8)
     )

@@ -9,7 +9,6 @@ from compgen.analysis.metrics import (
     dci_from_importance,
     dci_paper,
     dci_paper_from_importance,
-    grid_value_stats,
     match_latents,
     mig,
     readout_r2,
@@ -115,29 +114,27 @@ def test_mig_skips_single_valued_factor_and_constant_latent():
     assert np.isfinite(mig(z, classes))
 
 
-def test_readout_r2_perfect_and_full_variance():
+def test_readout_r2_perfect_on_held_out_rows():
     classes, values = _factor_grid()
     raw = values * np.array([2.0, 10.0, 1.0]) + np.array([0.0, -5.0, 3.0])
-    grid = [
-        np.linspace(0, 1, c) * s + o
-        for c, s, o in zip(N_CLASSES, (2.0, 10.0, 1.0), (0.0, -5.0, 3.0), strict=False)
-    ]
-    ranges, variances = grid_value_stats(grid)
     z = _permuted_rescaled(values, [2, 0, 1])
     test = raw[:, 0] > 1.0  # held out: top half of the first factor
-    r2 = readout_r2(z[~test], raw[~test], z[test], raw[test], ranges, variances)
+    r2 = readout_r2(z[~test], raw[~test], z[test], raw[test])
     assert len(r2) == 3 and min(r2) > 0.99
 
 
-def test_readout_r2_uses_full_grid_variance_not_test_variance():
-    # A constant prediction of the grid mean on test points at the grid mean scores 1 exactly
-    # under full-grid variance, though test-set variance would be zero.
+def test_readout_r2_baseline_is_the_training_mean_on_the_scored_rows():
+    # A constant latent predicts the training mean: R² 0 wherever the scored rows lie, where
+    # the full grid's variance gave 1 on rows at the grid's mean and less elsewhere.
     z_train = np.zeros((4, 1))
     v_train = np.array([[0.0], [1.0], [0.0], [1.0]])
-    r2 = readout_r2(z_train, v_train, np.zeros((2, 1)), np.full((2, 1), 0.5), [(0.0, 1.0)], [0.25])
-    assert r2 == pytest.approx([1.0])
-    r2_off = readout_r2(z_train, v_train, np.zeros((2, 1)), np.ones((2, 1)), [(0.0, 1.0)], [0.25])
-    assert r2_off == pytest.approx([1.0 - 0.25 / 0.25])
+    assert readout_r2(z_train, v_train, np.zeros((2, 1)), np.array([[0.0], [1.0]])) == pytest.approx([0.0])
+    assert readout_r2(z_train, v_train, np.zeros((2, 1)), np.array([[1.0], [3.0]])) == pytest.approx([0.0])
+    # Rows that all equal the training mean have nothing to explain.
+    assert math.isnan(readout_r2(z_train, v_train, np.zeros((2, 1)), np.full((2, 1), 0.5))[0])
+    # The readout v = z predicts 2 where the truth is 3; the training mean 0.5 misses by 2.5.
+    z = np.array([[0.0], [1.0], [0.0], [1.0]])
+    assert readout_r2(z, v_train, np.array([[2.0]]), np.array([[3.0]])) == pytest.approx([1.0 - 1.0 / 2.5**2])
 
 
 # A fixed importance matrix, latents x targets: factor 0, factor 1, then one Gaussian dummy target.

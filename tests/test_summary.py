@@ -231,3 +231,54 @@ def test_group_tables_compare_with_the_paper_by_its_dci():
     )
     assert "Disentanglement (paper's DCI)" in latex
     assert "0.760" in latex and "0.690" not in latex
+
+
+def _gap_entries(condition, model, gaps, composed=None, heldout=True):
+    """Runs of one (condition, model), one per gap; composition runs also have the composed gap."""
+    entries = []
+    for seed, gap in enumerate(gaps):
+        scores = {"recon_train": 1.0, "gap": gap, "excess_delta": gap - 1, "heldout": heldout}
+        if composed is not None:
+            scores.update(gap_composed=composed, excess_delta_composed=composed - 1)
+        entries.append(
+            {
+                "run_id": f"{condition}-{model}-s{seed}",
+                "dataset": "shapes3d",
+                "condition": condition,
+                "model": model,
+                "seed": seed,
+                "scores": scores,
+            }
+        )
+    return entries
+
+
+def _write_gap_table(tmp_path, entries) -> str:
+    runs, paths = [], []
+    for entry in entries:
+        runs.append(
+            {
+                **{k: entry[k] for k in ("run_id", "dataset", "condition", "seed")},
+                "model_name": entry["model"],
+            }
+        )
+        paths.append(tmp_path / f"{entry['run_id']}.json")
+        paths[-1].write_text(json.dumps(entry["scores"]))
+    write_group_table(runs, paths, tmp_path / "g.tex", tmp_path / "g.csv", "t", {}, "tab:g")
+    return (tmp_path / "g.tex").read_text()
+
+
+def test_group_tables_show_the_gap_its_difference_and_the_composed_gap_where_measured(tmp_path):
+    composition = _gap_entries("shape2ohue", "fixint", [3.0, 5.0], composed=2.0)
+    composition += _gap_entries("shape2ohue", "vae", [1.5, 2.5])
+    latex = _write_gap_table(tmp_path, composition + _gap_entries("none", "fixint", [math.nan], 1.0, False))
+    header = latex.split("\\midrule")[0]
+    assert "& Gap & Excess $\\Delta$ & Gap (composed) & Excess $\\Delta$ (composed) &" in header
+    fixint, vae, reference = ([c.strip() for c in row.rstrip("\\").split("&")] for row in _body_rows(latex))
+    # The lower gap and difference are the better ones; only composition runs have a composed gap.
+    assert fixint[5:9] == ["4.00 $\\pm$ 1.41", "3.00 $\\pm$ 1.41", "2.00 $\\pm$ 0.00", "1.00 $\\pm$ 0.00"]
+    assert vae[5:9] == ["\\textbf{2.00 $\\pm$ 0.707}", "\\textbf{1.00 $\\pm$ 0.707}", "--", "--"]
+    assert reference[1:3] == ["none", "fixint"] and reference[5:9] == ["n/a"] * 4  # nothing held out
+    # A group without composition runs has no composed columns.
+    (tmp_path / "single").mkdir()
+    assert "composed" not in _write_gap_table(tmp_path / "single", _gap_entries("shape2ohue", "vae", [1.5]))

@@ -1,21 +1,38 @@
-"""The papers' claims, checked by the pipeline (issue 16): one row per claim, run target and model.
+"""The papers' claims, checked by the pipeline: one row per claim, run target and model.
 
-A claim (config `claims`; the defaults C1-C6 in config/claims.yaml, which a study config may extend
+A claim (config `claims`; the defaults C1-C7 in config/claims.yaml, which a study config may extend
 but not change: compgen.config.check_claims) names the runs it applies to (a task or models; per
 check, datasets and conditions), a measure (MEASURES: a score in each run's scores.json) and, per
-check, a criterion: ge, gt, le or lt with a number, or with `versus`, the same measure of the same
-model on another condition of the same dataset (C3, C4). Each row of the table:
+check, up to two criteria that must all hold:
+
+- `criterion`: ge, gt, le or lt with a number, or with `versus`, the same measure of the same
+  model on another condition of the same dataset (C3, C4, C7);
+- `control_ratio`: ge, gt, le or lt with a number r: the measure is compared with r times its value
+  on the run target's `control` condition (same dataset, same model; an `iid` split of the same
+  size, whose held-out images are unseen images of *trained* combinations). A gap above 1 comes
+  from overfitting as well as from held-out combinations; the control says how much of it is the
+  former.
+
+Each row of the table:
 
 - **value**: the measure's mean over the seeds of one (dataset, condition, model), its sample
-  standard deviation (ddof 1; none for one seed) and every seed's value.
-- **training fit**: a verdict needs the model to have learned its training data: readout R² on
-  training images of each of the condition's two factors (`r2_train_main_min`,
-  compgen.analysis.excess) at least the claim's `fit.r2_train` (0.8; `fit.tasks`: supervised 0.9),
-  for every seed of the row and of its versus reference. A task without a representation
-  (gt_decoder, whose input is the factors themselves) has no readout: the check does not apply.
+  standard deviation (ddof 1; none for one seed) and every seed's value; beside a gap, its
+  `excess_delta` (recon_excess_test - recon_excess_train: the ratio is unstable when the training
+  excess is small) and the control's value.
+- **training fit**: a verdict needs the model to have learned the condition's two factors on its
+  training images: the kind-aware, chance-corrected readout `fit_main` (compgen.analysis.fit: 0
+  is chance, 1 perfect) of each at least the claim's `fit.min` (0.8; `fit.tasks`: supervised 0.9),
+  for every seed of the row, of its versus reference and of its control (on the same two factors).
+  A task without a representation (gt_decoder, fed the factors themselves) has no readout: the
+  check does not apply.
+- **convergence**: a verdict needs runs that stopped learning (`fit.converged`): trained until
+  early stopping said so (`training.patience`; run.json `stopped: converged`) or whose best
+  validation epoch lies at least `fit.plateau` epochs before their last. Else `inconclusive (still
+  learning: ...)`, with the run's last held-out gap probes (training.fit_probe) shown.
 - **verdict**: `not run` when the row's runs, or its reference's, are missing; `inconclusive` when
-  the training fit fails, or the value or its reference is not a number (both shown, never
-  guessed); else `holds` or `does not hold`, by the criterion on the means over seeds.
+  a control is missing, the training fit fails, a run is still learning, or a value is not a number
+  (all shown, never guessed); else `holds` or `does not hold`, by the criteria on the means over
+  seeds.
 
 Light to import (no torch): the workflow plans the claims rule with it.
 """
@@ -37,7 +54,11 @@ from compgen.tasks import get_task
 # What a claim may measure: score keys of scores.json (the schema's claims.*.measure enumeration).
 MEASURES = {
     "gap": "recon_excess_test / recon_excess_train: excess reconstruction loss (loss less its floor) "
-    "on held-out over training images (composition: on the composed target)",
+    "of single held-out over single training images (the paper's measure, for every task)",
+    "gap_composed": "the composition task's gap on composed targets (triplets whose target is held out "
+    "over triplets of training combinations)",
+    "excess_delta": "recon_excess_test - recon_excess_train (single images)",
+    "excess_delta_composed": "the same difference on composed targets",
     "recon_excess_train": "reconstruction loss less its floor, training images",
     "recon_excess_test": "reconstruction loss less its floor, held-out images",
     "latent_error_test": "distance of encoded held-out images from the latent oracle's prediction, "
@@ -49,10 +70,12 @@ MEASURES = {
     "r2_train_mean": "mean readout R² of the scored factors, training images",
     "r2_test_mean": "mean readout R² of the scored factors, held-out images",
 }
+# Shown beside a measure that is a ratio of excesses.
+DELTA_OF = {"gap": "excess_delta", "gap_composed": "excess_delta_composed"}
 CRITERIA = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
 VERSUS = "versus"
-# Readout R² on training images, the lower of the condition's two factors.
-FIT_MEASURE = "r2_train_main_min"
+# Kind-aware, chance-corrected readout of each of the condition's two factors (compgen.analysis.fit).
+FIT_SCORE = "fit_main"
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_RUN)
 COLUMNS = [
@@ -64,10 +87,13 @@ COLUMNS = [
     "measure",
     "value",
     "per_seed",
+    "excess_delta",
+    "control",
     "criterion",
     "verdict",
     "note",
     "training_fit",
+    "convergence",
     "mean",
     "sd",
     "n_seeds",
@@ -75,6 +101,10 @@ COLUMNS = [
     "config",
     "wording",
 ]
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
 
 
 @dataclass(frozen=True)
@@ -89,8 +119,17 @@ class RunRecord:
     scores: Mapping | None = None
 
     def score(self, key: str) -> float:
-        value = (self.scores or {}).get(key)
-        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+        return _number((self.scores or {}).get(key))
+
+    def factor_fit(self, factors: Iterable[str]) -> dict[str, float]:
+        """The kind-aware readout of each of `factors` on training images (NaN where missing)."""
+        per_factor = (self.scores or {}).get("fit_train") or {}
+        return {f: _number(per_factor.get(f)) for f in factors}
+
+    @property
+    def training(self) -> Mapping:
+        """How training ended (compgen.analysis.evaluate.training_end): stopped, epochs, gap probes."""
+        return (self.scores or {}).get("training") or {}
 
 
 def run_record(spec: Mapping, scores: Mapping | None = None) -> RunRecord:
@@ -126,6 +165,7 @@ class RowKey:
     condition: str
     versus: str | None
     model: str | None
+    control: str | None = None
 
 
 def plan_rows(claims: Mapping, runs: Iterable[RunRecord]) -> list[RowKey]:
@@ -147,15 +187,20 @@ def plan_rows(claims: Mapping, runs: Iterable[RunRecord]) -> list[RowKey]:
                         if (r.dataset, r.condition, r.task) == (dataset, condition, claim["task"])
                     )
                     models = list(dict.fromkeys(here)) or [None]
-                rows += [RowKey(cid, i, dataset, condition, target.get("versus"), m) for m in models]
+                rows += [
+                    RowKey(cid, i, dataset, condition, target.get("versus"), m, target.get("control"))
+                    for m in models
+                ]
     return rows
 
 
 def row_groups(key: RowKey, groups: Mapping[str, Iterable]) -> list[str]:
-    """The figure groups that show the row's runs (or its versus reference's), in the groups' order."""
+    """The figure groups that show the row's runs (or its versus reference's or control's), in the
+    groups' order."""
     wanted = {(key.dataset, key.condition, key.model)}
-    if key.versus:
-        wanted.add((key.dataset, key.versus, key.model))
+    for other in (key.versus, key.control):
+        if other:
+            wanted.add((key.dataset, other, key.model))
     return [name for name, members in groups.items() if wanted & {tuple(m) for m in members}]
 
 
@@ -189,21 +234,58 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
 
 
+def _mean(runs: list[RunRecord], key: str) -> float:
+    return _mean_sd([r.score(key) for r in runs])[0]
+
+
 def _holds(value: float, op: str, bound: float) -> bool:
     return {"ge": value >= bound, "gt": value > bound, "le": value <= bound, "lt": value < bound}[op]
 
 
-def _fit(runs: list[RunRecord], threshold: float) -> tuple[bool, str]:
-    """(every seed fits, the per-seed training fit as text)."""
-    fits = [r.score(FIT_MEASURE) for r in runs]
-    ok = all(math.isfinite(f) and f >= threshold for f in fits)
-    return ok, ", ".join(f"{fmt(f)} (seed {r.seed})" for f, r in zip(fits, runs, strict=True))
+def _fit(runs: list[RunRecord], factors: list[str], threshold: float) -> tuple[bool, str]:
+    """(every seed fits each factor, the per-seed fits as text)."""
+    ok, parts = True, []
+    for r in runs:
+        fits = r.factor_fit(factors)
+        ok = ok and bool(fits) and all(math.isfinite(f) and f >= threshold for f in fits.values())
+        parts.append(", ".join(f"{name} {fmt(f)}" for name, f in fits.items()) + f" (seed {r.seed})")
+    return ok, "; ".join(parts)
+
+
+def converged(run: RunRecord, plateau: int) -> bool:
+    """Stopped by early stopping, or its best validation epoch at least `plateau` before its last."""
+    end = run.training
+    if end.get("stopped") == "converged":
+        return True
+    last, best = _number(end.get("stopped_epoch")), _number(end.get("best_epoch"))
+    return math.isfinite(last) and math.isfinite(best) and last - best >= plateau
+
+
+def _convergence(runs: list[RunRecord], plateau: int) -> tuple[str, str]:
+    """How each run ended (stop, epochs, its last held-out gap probes), for all runs and for those
+    still learning ("" when none)."""
+    parts, learning = [], []
+    for r in runs:
+        end = r.training
+        if not end:
+            text = f"{r.condition} seed {r.seed}: unknown (no training record)"
+        else:
+            text = (
+                f"{r.condition} seed {r.seed}: {end.get('stopped', '?')} at epoch "
+                f"{end.get('stopped_epoch', '?')} (best {end.get('best_epoch', '?')})"
+            )
+            probes = [fmt(_number(g)) for g in end.get("probe_gap_tail") or []]
+            if probes:
+                text += f", held-out gap probes {' → '.join(probes)}"
+        parts.append(text)
+        if not converged(r, plateau):
+            learning.append(text)
+    return "; ".join(parts), "; ".join(learning)
 
 
 def _row(key: RowKey, claim: Mapping, by_run: Mapping, source: str, groups: Mapping) -> dict:
     measure = claim["measure"]
-    ((op, bound),) = claim["checks"][key.check]["criterion"].items()
-    symbol = CRITERIA[op]
+    check = claim["checks"][key.check]
     row = dict.fromkeys(COLUMNS, "")
     row.update(
         claim=key.claim,
@@ -216,14 +298,31 @@ def _row(key: RowKey, claim: Mapping, by_run: Mapping, source: str, groups: Mapp
         config=source,
         n_seeds=0,
     )
-    criterion = f"{measure} {symbol} {fmt(float(bound))}" if bound != VERSUS else None
     runs = sorted(by_run.get((key.dataset, key.condition, key.model), []), key=lambda r: r.seed)
     reference = sorted(by_run.get((key.dataset, key.versus, key.model), []), key=lambda r: r.seed)
-    if bound == VERSUS:
-        shown = fmt(_mean_sd([r.score(measure) for r in reference])[0]) if reference else NOT_RUN
-        criterion = f"{measure} {symbol} its value on {key.versus}: {shown}"
-    row["criterion"] = criterion
-    if not runs or (bound == VERSUS and not reference):
+    controls = sorted(by_run.get((key.dataset, key.control, key.model), []), key=lambda r: r.seed)
+
+    # The criteria as (text, op, target value); a target that is missing is NaN.
+    tests: list[tuple[str, str, float]] = []
+    if "criterion" in check:
+        ((op, bound),) = check["criterion"].items()
+        if bound == VERSUS:
+            target = _mean(reference, measure) if reference else math.nan
+            shown = fmt(target) if reference else NOT_RUN
+            tests.append((f"{measure} {CRITERIA[op]} its value on {key.versus}: {shown}", op, target))
+        else:
+            tests.append((f"{measure} {CRITERIA[op]} {fmt(float(bound))}", op, float(bound)))
+    if "control_ratio" in check:
+        ((op, ratio),) = check["control_ratio"].items()
+        control = _mean(controls, measure) if controls else math.nan
+        shown = fmt(control) if controls else NOT_RUN
+        tests.append(
+            (f"{measure} {CRITERIA[op]} {fmt(float(ratio))} × its value on {key.control}: {shown}", op,
+             float(ratio) * control)
+        )  # fmt: skip
+        row["control"] = f"{key.control}: {shown}"
+    row["criterion"] = " and ".join(text for text, _, _ in tests)
+    if not runs or (key.versus and not reference):
         missing = key.condition if not runs else key.versus
         row.update(verdict=NOT_RUN, note=f"no runs on {key.dataset}/{missing}")
         return row
@@ -238,26 +337,41 @@ def _row(key: RowKey, claim: Mapping, by_run: Mapping, source: str, groups: Mapp
         n_seeds=len(runs),
         figures="; ".join(row_groups(key, groups)),
     )
-    target = _mean_sd([r.score(measure) for r in reference])[0] if bound == VERSUS else float(bound)
+    if measure in DELTA_OF:
+        row["excess_delta"] = fmt(_mean(runs, DELTA_OF[measure]))
 
     task = runs[0].task
-    threshold = float(claim["fit"]["tasks"].get(task, claim["fit"]["r2_train"]))
+    fit_cfg = claim["fit"]
+    threshold = float(fit_cfg["tasks"].get(task, fit_cfg["min"]))
+    involved = [("", runs), (key.versus, reference), (key.control, controls)]
+    factors = list((runs[0].scores or {}).get("main_factors") or [])
     if not get_task(task).has_representation:
         fit_ok, row["training_fit"] = True, f"n/a ({task}: no representation to read out)"
     else:
-        factors = ", ".join(runs[0].scores.get("main_factors", []) if runs[0].scores else [])
-        fit_ok, text = _fit(runs, threshold)
-        if reference:
-            ref_ok, ref_text = _fit(reference, threshold)
-            fit_ok, text = fit_ok and ref_ok, f"{text}; on {key.versus}: {ref_text}"
-        row["training_fit"] = f"min R² train ({factors}) {text}; needs ≥ {threshold:g}"
-    if not fit_ok:
+        fit_ok, texts = True, []
+        for name, group in involved:
+            if not group:
+                continue
+            ok, text = _fit(group, factors, threshold)
+            fit_ok = fit_ok and ok
+            texts.append(f"on {name}: {text}" if name else text)
+        row["training_fit"] = f"fit {'; '.join(texts)}; needs ≥ {threshold:g} for each"
+    all_runs = [r for _, group in involved for r in group]
+    row["convergence"], learning = _convergence(all_runs, int(fit_cfg["plateau"]))
+    done = not (fit_cfg["converged"] and learning)
+
+    value_ok = math.isfinite(mean) and all(math.isfinite(t) for _, _, t in tests)
+    if key.control and not controls:
+        row.update(verdict=INCONCLUSIVE, note="no control run")
+    elif not fit_ok:
         row.update(verdict=INCONCLUSIVE, note=f"training fit below {threshold:g}")
-    elif not (math.isfinite(mean) and math.isfinite(target)):
-        what = "value" if not math.isfinite(mean) else f"value on {key.versus}"
+    elif not done:
+        row.update(verdict=INCONCLUSIVE, note=f"still learning: {learning}")
+    elif not value_ok:
+        what = "value" if not math.isfinite(mean) else "value it is compared with"
         row.update(verdict=INCONCLUSIVE, note=f"{what} is not a number")
     else:
-        row["verdict"] = HOLDS if _holds(mean, op, target) else FAILS
+        row["verdict"] = HOLDS if all(_holds(mean, op, t) for _, op, t in tests) else FAILS
     return row
 
 
@@ -314,9 +428,12 @@ MD_COLUMNS = [
     ("measure", "measure"),
     ("value", "value (mean ± sd)"),
     ("per_seed", "per seed"),
+    ("excess_delta", "excess Δ"),
+    ("control", "control"),
     ("criterion", "criterion"),
     ("verdict", "verdict"),
     ("training_fit", "training fit"),
+    ("convergence", "convergence"),
     ("figures", "figures"),
     ("config", "config"),
 ]

@@ -255,10 +255,12 @@ def _key(path) -> str:
     return out
 
 
-def _describe_if(schema: dict) -> str:
-    """`{properties: {loss: {const: wae}}}` -> "loss is 'wae'"."""
+def _describe_if(schema: dict, negate: bool = False) -> str:
+    """`{properties: {loss: {const: wae}}}` -> "loss is 'wae'" ("loss is not 'wae'" negated, for
+    an else branch)."""
     tests = schema.get("properties", {}).items()
-    return " and ".join(f"{k} is {v['const']!r}" for k, v in tests if "const" in v)
+    is_ = "is not" if negate else "is"
+    return " and ".join(f"{k} {is_} {v['const']!r}" for k, v in tests if "const" in v)
 
 
 def schema_message(error, root: dict) -> str:
@@ -277,8 +279,7 @@ def schema_message(error, root: dict) -> str:
             taken, other = ("then", "else") if applies else ("else", "then")
             allowed += [k for k in entry.get(taken, {}).get("properties", {}) if k not in allowed]
             for k in entry.get(other, {}).get("properties", {}):
-                if taken == "else":
-                    only_when.setdefault(k, []).append(_describe_if(entry["if"]))
+                only_when.setdefault(k, []).append(_describe_if(entry["if"], negate=other == "else"))
         unexpected = [k for k in instance if k not in allowed]
         key = unexpected[0] if unexpected else "?"
         what = f"applies only when {' or '.join(only_when[key])}" if key in only_when else "unknown key"
@@ -296,17 +297,19 @@ def schema_message(error, root: dict) -> str:
             f"config key {where}: {error.instance!r} is not allowed; expected {error.schema['description']}"
         )
     # Inside an if/then/else branch, say which condition the branch belongs to.
-    branch, condition = list(error.absolute_schema_path), ""
+    branch, condition, in_else = list(error.absolute_schema_path), "", False
     if len(branch) >= 2 and branch[-2] in ("then", "else"):
         parent = root
         for part in branch[:-2]:
             parent = parent[part]
-        condition = _describe_if(parent.get("if", {}))
+        condition, in_else = _describe_if(parent.get("if", {})), branch[-2] == "else"
     if error.validator == "not" and "required" in error.validator_value:
         key = error.validator_value["required"][0]
         return f"config key {_key([*error.absolute_path, key])}: applies only when {condition}"
     if error.validator == "required":
         key = next(k for k in error.validator_value if k not in error.instance)
+        if in_else:  # an else branch requires it where its if does not hold
+            condition = _describe_if(parent.get("if", {}), negate=True)
         when = f" when {condition}" if condition else ""
         return f"config key {_key([*error.absolute_path, key])}: required{when}"
     return f"config key {where or '(top level)'}: {error.message}"
@@ -639,9 +642,22 @@ def _check_claim_shapes(claims: dict) -> None:
                 f"config key {where}: give task or models (the runs the claim applies to), exactly one"
             )
         for i, check in enumerate(claim["checks"]):
-            ((op, bound),) = check["criterion"].items()
+            if "criterion" not in check and "control_ratio" not in check:
+                raise ConfigError(f"config key {where}.checks[{i}]: give criterion, control_ratio or both")
+            ((op, bound),) = check.get("criterion", {"ge": 0}).items()
             versus = bound == "versus"
             for j, run in enumerate(check["runs"]):
+                key = f"{where}.checks[{i}].runs[{j}].control"
+                if ("control_ratio" in check) != ("control" in run):
+                    raise ConfigError(
+                        f"config key {key}: "
+                        + ("required, the check has control_ratio" if "control_ratio" in check
+                           else f"applies only with {where}.checks[{i}].control_ratio")
+                    )  # fmt: skip
+                if "control" in run and run["control"] in (run["condition"], run.get("versus")):
+                    raise ConfigError(
+                        f"config key {key}: the condition or its versus; name a control condition"
+                    )
                 key = f"{where}.checks[{i}].runs[{j}].versus"
                 if versus and "versus" not in run:
                     raise ConfigError(

@@ -6,10 +6,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# What a factor's values are, which decides how a readout reads it (compgen.analysis.fit):
+# positions on a line, angles on a circle of `period`, or unordered classes.
+ORDINAL, CIRCULAR, CATEGORICAL = "ordinal", "circular", "categorical"
+FACTOR_KINDS = (ORDINAL, CIRCULAR, CATEGORICAL)
+
 
 @dataclass(frozen=True)
 class Factor:
-    """One generative factor: its values and, after subsampling, which full-grid classes they are."""
+    """One generative factor: its values, its kind and, after subsampling, which full-grid classes
+    they are. A factor declared without a kind is ordinal."""
 
     name: str
     values: tuple[float, ...]
@@ -17,6 +23,8 @@ class Factor:
     # Class of each kept value on the dataset's full grid (identity unless subsampled).
     full_classes: tuple[int, ...] | None = None
     full_size: int | None = None  # number of values on the full grid
+    kind: str = ORDINAL
+    period: float | None = None  # circular only: values v and v + period are the same angle
 
     def __post_init__(self) -> None:
         if self.full_classes is None:
@@ -25,6 +33,14 @@ class Factor:
             object.__setattr__(self, "full_size", len(self.values))
         if len(self.full_classes) != len(self.values):
             raise ValueError(f"factor {self.name!r}: full_classes and values differ in length")
+        if self.kind not in FACTOR_KINDS:
+            raise ValueError(f"factor {self.name!r}: kind {self.kind!r}; allowed: {', '.join(FACTOR_KINDS)}")
+        if (self.kind == CIRCULAR) != (self.period is not None) or (
+            self.period is not None and self.period <= 0
+        ):
+            raise ValueError(
+                f"factor {self.name!r}: a positive period is for circular factors, and only them"
+            )
 
     @property
     def size(self) -> int:
@@ -40,6 +56,8 @@ class Factor:
             self.labels[keep] if self.labels else None,
             self.full_classes[keep],
             self.full_size,
+            self.kind,
+            self.period,
         )
 
 
@@ -125,20 +143,43 @@ class Grid:
             "factor_labels": [list(f.labels) if f.labels else None for f in self.factors],
             "factor_full_classes": [list(map(int, f.full_classes)) for f in self.factors],
             "factor_full_sizes": [int(f.full_size) for f in self.factors],
+            "factor_kinds": [f.kind for f in self.factors],
+            "factor_periods": [None if f.period is None else float(f.period) for f in self.factors],
             "image_shape": list(self.image_shape),
         }
 
     @classmethod
     def from_attrs(cls, d: dict) -> Grid:
+        """The grid `to_attrs` described. A description written before factors had kinds takes them
+        from the registered dataset with the same factor names (`declared_kinds`)."""
+        names = d["factor_names"]
+        if "factor_kinds" in d:
+            kinds = list(zip(d["factor_kinds"], d["factor_periods"], strict=True))
+        else:
+            kinds = declared_kinds(names)
         factors = tuple(
-            Factor(name, tuple(vals), tuple(labels) if labels else None, tuple(full), full_size)
-            for name, vals, labels, full, full_size in zip(
-                d["factor_names"],
+            Factor(name, tuple(vals), tuple(labels) if labels else None, tuple(full), full_size, kind, period)
+            for name, vals, labels, full, full_size, (kind, period) in zip(
+                names,
                 d["factor_values"],
                 d["factor_labels"],
                 d["factor_full_classes"],
                 d["factor_full_sizes"],
+                kinds,
                 strict=True,
             )
         )
         return cls(factors, tuple(d["image_shape"]))
+
+
+def declared_kinds(names) -> list[tuple[str, float | None]]:
+    """(kind, period) of each factor as declared by the registered dataset whose grid has exactly
+    these factor names (a name alone is ambiguous: dSprites' orientation is an angle, 3DShapes' an
+    arc of ±30°); every factor ordinal, Factor's default, for names no dataset has."""
+    from compgen.datasets import REGISTRY  # the datasets build their grids from this module
+
+    names = tuple(names)
+    for family in REGISTRY.values():
+        if family.grid.names == names:
+            return [(f.kind, f.period) for f in family.grid.factors]
+    return [(ORDINAL, None)] * len(names)

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from compgen.conditions import Condition, ConditionError, split_masks
+from compgen.conditions import IID_FAMILY, Condition, ConditionError, split_masks
 from compgen.datasets import REGISTRY, dataset_grid
 from compgen.datasets.official import resolve_source
 from compgen.datasets.store import DatasetError
@@ -118,28 +118,50 @@ class Study:
                     f"allowed: {', '.join(sorted(modifiers)) or '(none declared)'}"
                 )
         spec = declared[base]
-        cond = Condition(
-            name=name,
-            family=spec["family"],
-            test=tuple(spec["test"]),
-            train=tuple(spec["train"]) if "train" in spec else None,
-            modifiers=tuple((m, tuple(modifiers[m])) for m in mods),
-            factors=tuple(spec.get("factors", ())),
-            description=spec.get("description", ""),
-        )
-        grid = self.grid(dataset)
-        for factor in cond.factors:
-            if factor not in grid.names:
+        mod_filters = tuple((m, tuple(modifiers[m])) for m in mods)
+        like = None
+        if spec["family"] == IID_FAMILY and "like" in spec:
+            # The like condition takes this one's modifiers: both see the same images.
+            like_base = spec["like"]
+            if like_base not in declared:
                 raise StudyError(
-                    f"config key conditions.{dataset}.{base}.factors: unknown factor {factor!r}; "
-                    f"allowed: {', '.join(grid.names)}"
+                    f"config key conditions.{dataset}.{base}.like: unknown condition {like_base!r} for "
+                    f"dataset {dataset!r}; allowed: {', '.join(sorted(declared))}"
                 )
+            like_name = "+".join([like_base, *mods])
+            like = self._declared(dataset, like_name, like_base, declared[like_base], mod_filters)
+        cond = self._declared(dataset, name, base, spec, mod_filters, like)
+        grid = self.grid(dataset)
         try:
             split_masks(grid, cond)
         except ConditionError as err:
             raise StudyError(f"config key conditions.{dataset}.{base}: {err}") from None
         self.conditions[key] = cond
         return cond
+
+    def _declared(
+        self, dataset: str, name: str, base: str, spec: dict, mod_filters, like: Condition | None = None
+    ) -> Condition:
+        """The Condition that `spec` (conditions.<dataset>.<base>) declares, under `name`."""
+        grid = self.grid(dataset)
+        for factor in spec.get("factors", ()):
+            if factor not in grid.names:
+                raise StudyError(
+                    f"config key conditions.{dataset}.{base}.factors: unknown factor {factor!r}; "
+                    f"allowed: {', '.join(grid.names)}"
+                )
+        return Condition(
+            name=name,
+            family=spec["family"],
+            test=tuple(spec.get("test", ())),
+            train=tuple(spec["train"]) if "train" in spec else None,
+            modifiers=mod_filters,
+            factors=tuple(spec.get("factors", ())),
+            description=spec.get("description", ""),
+            like=like,
+            fraction=spec.get("fraction"),
+            seed=spec.get("seed", 0),
+        )
 
     # -- runs -----------------------------------------------------------------------------
     def _build_runs(self) -> list[Run]:

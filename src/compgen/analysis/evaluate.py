@@ -19,6 +19,7 @@ import torch
 
 from compgen.analysis import metrics
 from compgen.analysis.excess import main_factor_scores, reconstruction_floor
+from compgen.analysis.fit import fit_scores, kinds
 from compgen.analysis.oracle import expected_test_arrays, fit_oracle, latent_factors, oracle_scores
 from compgen.analysis.traversals import latent_traversals
 from compgen.atomic import atomic_path, write_json
@@ -133,10 +134,13 @@ def latent_scores(
     classes_test: np.ndarray,
     seed: int = 0,
 ) -> tuple[dict, dict]:
-    """DCI (standard and the paper's), MIG and R² of latents, over the `scored` factors only.
+    """DCI (standard and the paper's), MIG, R² and the kind-aware fit of latents, over the
+    `scored` factors only.
 
-    Factors outside `scored` get NaN R² (r2_test, r2_train) and take no part in DCI or MIG;
-    r2_test_mean is the mean over the scored factors. Returns the scores and what the figures
+    Factors outside `scored` get NaN R² (r2_test, r2_train) and fit (fit_train: the
+    chance-corrected readout of each factor by its kind, `fit_kinds`, on the training images;
+    compgen.analysis.fit) and take no part in DCI or MIG; r2_test_mean is the mean over the
+    scored factors. Returns the scores and what the figures
     reuse: the standard DCI importances (latents x scored factors), the latent matched to each
     scored factor, and `scored` itself."""
     n_factors = len(grid.sizes)
@@ -162,6 +166,7 @@ def latent_scores(
             scored,
         )
         mig = metrics.mig(z_all, classes_all[:, scored])
+        fit = fit_scores(z_train, classes_train, grid, scored, seed)
     else:
         none = {"disentanglement": np.nan, "completeness": np.nan, "informativeness": np.nan}
         # Code unit k is factor k.
@@ -169,6 +174,7 @@ def latent_scores(
         paper = none
         r2 = {"r2_test": [np.nan] * n_factors}
         mig = np.nan
+        fit = {}
     # Whatever a task returns, a factor that does not vary in the split has no R².
     if not heldout:
         r2["r2_test"] = [np.nan] * n_factors
@@ -188,6 +194,8 @@ def latent_scores(
         **{key: dict(zip(grid.names, map(float, values), strict=True)) for key, values in r2.items()},
         "r2_test_mean": float(np.nanmean(r2_scored)) if np.isfinite(r2_scored).any() else float("nan"),
         "r2_train_mean": float(np.nanmean(train_scored)) if np.isfinite(train_scored).any() else float("nan"),
+        "fit_train": {name: float(fit.get(name, np.nan)) for name in grid.names},
+        "fit_kinds": kinds(grid),
     }
     return scores, {"importance": dci["importance"], "matching": dci["matching"], "scored": list(scored)}
 
@@ -225,7 +233,8 @@ def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generato
         matched = latent_factors(fitted["matching"], fitted["scored"], z_train.shape[1])
         oracle = fit_oracle(z_train, grid.classes(train_s), matched, grid.sizes)
     scores.update(oracle_scores(model, task, inputs, oracle, train_s, z_train, test_s, z_test))
-    # recon_excess_train/test and gap, on what the task generalises to (compgen.analysis.excess).
+    # recon_excess_train/test, gap and excess_delta of these single images, and the task's own
+    # target's under suffixed keys (composition: *_composed; compgen.analysis.excess).
     scores.update(task.excess_scores(model, inputs, loss_train - floor_train, loss_test - floor_test))
     scores.update(task.extra_scores(model, inputs))
     return scores, {**fitted, "train_sample": train_s, "oracle": oracle}
@@ -301,6 +310,22 @@ def provenance(run_info: dict) -> dict:
     }
 
 
+# How many of the last epochs' held-out gap probes the claims show beside a verdict.
+GAP_PROBE_TAIL = 3
+
+
+def training_end(run_info: dict) -> dict:
+    """How training ended, from run.json, for the claims' convergence check: `stopped`
+    (converged: by early stopping; budget: at its epochs), `stopped_epoch`, `best_epoch` and the
+    last epochs' held-out gap probes (training.fit_probe)."""
+    return {
+        "stopped": run_info.get("stopped", "budget"),
+        "stopped_epoch": int(run_info.get("stopped_epoch", run_info.get("epochs", 0))),
+        "best_epoch": run_info.get("best_epoch"),
+        "probe_gap_tail": [float(g) for g in (run_info.get("probe_gap") or [])[-GAP_PROBE_TAIL:]],
+    }
+
+
 def analyse_run(
     dataset_path,
     split_path,
@@ -331,7 +356,9 @@ def analyse_run(
     scores.update(main_factor_scores(measured, split_info["main_factors"]))
     if run_info_path is not None:
         with open(run_info_path) as fh:
-            scores["provenance"] = provenance(json.load(fh))
+            run_info = json.load(fh)
+        scores["provenance"] = provenance(run_info)
+        scores["training"] = training_end(run_info)
     arrays = figure_arrays(model, task, inputs, split_info["main_factors"], fitted, rng, n_images)
     with atomic_path(arrays_path) as tmp:
         with open(tmp, "wb") as fh:

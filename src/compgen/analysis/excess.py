@@ -12,12 +12,15 @@ above that floor:
 - **excess** (per image): the reconstruction loss less its floor; `recon_excess_train` and
   `recon_excess_test` are their means over the analysis' samples, and
   `gap = recon_excess_test / recon_excess_train` (NaN without a held-out set, or when the
-  training excess is not positive: a ratio to nothing is no measure). A task scores the excess
-  on what it generalises to (`Task.excess_scores`): single images by default, the composed target
-  for the composition task.
-- **training fit**: readout R² on training images of the condition's two factors
-  (`main_factor_scores`), the check that a model learned its training data before any verdict on
-  how it generalises (compgen.claims).
+  training excess is not positive: a ratio to nothing is no measure) and beside it
+  `excess_delta = recon_excess_test - recon_excess_train` (in loss units: a ratio hides how much
+  is lost when the training excess is large, and inflates it when that is near 0). Every task,
+  composition included, scores single images encoded and decoded by its autoencoder (z = mu), the
+  papers' measure; the composition task adds the same four on the composed target, suffixed
+  `_composed` (`Task.excess_scores`).
+- **training fit**: the kind-aware, chance-corrected readout (compgen.analysis.fit) on training
+  images of the condition's two factors (`main_factor_scores`), the check that a model learned its
+  training data before any verdict on how it generalises (compgen.claims).
 """
 
 from __future__ import annotations
@@ -55,26 +58,37 @@ def gap(excess_train: float, excess_test: float) -> float:
     return excess_test / excess_train
 
 
-def excess_summary(excess_train: np.ndarray, excess_test: np.ndarray) -> dict[str, float]:
-    """`recon_excess_train`, `recon_excess_test` (means of per-item excess losses; NaN for none)
-    and `gap`. An empty `excess_test` is an all-data reference: no held-out set, gap NaN."""
+def excess_summary(excess_train: np.ndarray, excess_test: np.ndarray, suffix: str = "") -> dict[str, float]:
+    """`recon_excess_train`, `recon_excess_test` (means of per-item excess losses; NaN for none),
+    `gap` = recon_excess_test / recon_excess_train and `excess_delta` = recon_excess_test -
+    recon_excess_train, each key followed by `suffix` (composition: "_composed"). An empty
+    `excess_test` is an all-data reference: no held-out set, gap and excess_delta NaN."""
     train, test = _mean(excess_train), _mean(excess_test)
-    return {"recon_excess_train": train, "recon_excess_test": test, "gap": gap(train, test)}
+    return {
+        f"recon_excess_train{suffix}": train,
+        f"recon_excess_test{suffix}": test,
+        f"gap{suffix}": gap(train, test),
+        f"excess_delta{suffix}": test - train,
+    }
 
 
 def main_factor_scores(scores: dict, main_factors) -> dict:
-    """Readout R² of the condition's two factors (`main_factors`, from the split's summary):
-    `r2_train_main` and `r2_test_main` (means over the two, on training and held-out images),
-    `r2_train_main_min` (the lower of the two on training images: the training-fit check needs
-    each factor to pass) and `r2_drop_main` (r2_train_main - r2_test_main). NaN where an R² is
-    missing or NaN (a task without a representation, a factor not scored, no held-out set)."""
+    """Scores of the condition's two factors (`main_factors`, from the split's summary).
+
+    Readout R² (against the training images' mean): `r2_train_main` and `r2_test_main` (means over
+    the two, on training and held-out images), `r2_train_main_min` (the lower of the two on training
+    images) and `r2_drop_main` (r2_train_main - r2_test_main). The kind-aware fit on training
+    images (`fit_train`, compgen.analysis.fit): `fit_main` ({factor: fit} of the two) and
+    `fit_main_min` (the lower of the two: the training-fit check needs each factor to pass).
+    NaN where a score is missing or NaN (a task without a representation, a factor not scored, no
+    held-out set)."""
     factors = list(main_factors)
 
     def values(key: str) -> np.ndarray:
         per_factor = scores.get(key) or {}
         return np.array([per_factor.get(f, math.nan) for f in factors], dtype=np.float64)
 
-    train, test = values("r2_train"), values("r2_test")
+    train, test, fit = values("r2_train"), values("r2_test"), values("fit_train")
     nan = float("nan")
     train_main = float(train.mean()) if train.size else nan
     test_main = float(test.mean()) if test.size else nan
@@ -84,4 +98,6 @@ def main_factor_scores(scores: dict, main_factors) -> dict:
         "r2_test_main": test_main,
         "r2_train_main_min": float(train.min()) if train.size else nan,
         "r2_drop_main": train_main - test_main,
+        "fit_main": {f: float(v) for f, v in zip(factors, fit, strict=True)},
+        "fit_main_min": float(fit.min()) if fit.size else nan,
     }

@@ -266,16 +266,26 @@ def plot_latent_representation(
 
 
 # The fit probe's columns (compgen.training.fit_probe) share one panel, a line per factor.
-FIT_PREFIX = "fit_r2_"
-FIT_PANEL = "readout R² on training images"
+FIT_PREFIX = "fit_"
+FIT_PANEL = "fit on training images"
+FIT_LABEL = "fit (chance-corrected)"
+# The gap probe's (compgen.training.gap_probe): both excesses in one panel, the gap in its own.
+EXCESS_PREFIX = "probe_excess_"
+EXCESS_PANEL = "excess over the floor (probe)"
+GAP_COLUMN = "probe_gap"
+GAP_PANEL = "held-out / training excess (probe)"
 
 
 def curve_panels(columns: list[str]) -> dict[str, list[str]]:
-    """Panel title -> the columns it draws: `val_X` beside X, every `fit_r2_<factor>` together."""
+    """Panel title -> the columns it draws: `val_X` beside X, every `fit_<factor>` together."""
     panels: dict[str, list[str]] = {}
     for column in columns:
         if column.startswith(FIT_PREFIX):
             base = FIT_PANEL
+        elif column.startswith(EXCESS_PREFIX):
+            base = EXCESS_PANEL
+        elif column == GAP_COLUMN:
+            base = GAP_PANEL
         elif column.startswith("val_") and column[4:] in columns:
             base = column[4:]
         else:
@@ -312,12 +322,17 @@ def plot_training_curves(
             series = numeric[column].dropna()
             style = "--" if column.startswith("val_") else "-"
             label = column.removeprefix(FIT_PREFIX) if base == FIT_PANEL else column
+            label = label.removeprefix(EXCESS_PREFIX) if base == EXCESS_PANEL else label
             ax.plot(series.index, series.to_numpy(), style, marker=".", markersize=3, label=label)
         values = numeric[columns].to_numpy(dtype=np.float64)
         values = values[np.isfinite(values)]
         # Losses spanning orders of magnitude are unreadable on a linear axis.
         if base == FIT_PANEL:
+            # 0 is chance and 1 a perfect readout; a value below chance still shows.
             ax.set_ylim(min(0.0, float(values.min()) if len(values) else 0.0) - 0.02, 1.02)
+            ax.set_ylabel(FIT_LABEL)
+        elif base == GAP_PANEL:  # 1: held-out images reconstructed as well as training ones
+            ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
         elif len(values) and values.min() > 0 and values.max() / values.min() > 100:
             ax.set_yscale("log")
         ax.set_title(base, fontsize=10)

@@ -7,7 +7,6 @@ passes only the factors that vary within the split (see `compgen.analysis.evalua
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -271,47 +270,27 @@ def mig(z: np.ndarray, factor_classes: np.ndarray, n_bins: int = 20) -> float:
     return float(np.mean(gaps)) if gaps else 0.0
 
 
-def grid_value_stats(
-    values_per_factor: Sequence[Sequence[float]],
-) -> tuple[list[tuple[float, float]], list[float]]:
-    """(min, max) and variance of each factor over a full product grid.
+def r2_against_training_mean(predicted: np.ndarray, truth: np.ndarray, train_mean: np.ndarray) -> list[float]:
+    """Per column: 1 - MSE(predicted) / MSE(train_mean), both on the rows of `truth`.
 
-    On a product grid every value of a factor occurs equally often, so the variance over all
-    grid points equals the variance over the factor's distinct values.
+    The baseline is the best prediction without information, the training rows' mean, scored on
+    the same rows: latents that carry nothing score about 0 on training and held-out rows alike.
+    A column whose rows all equal the training mean has nothing to explain and scores NaN.
     """
-    ranges, variances = [], []
-    for values in values_per_factor:
-        v = np.asarray(values, dtype=np.float64)
-        ranges.append((float(v.min()), float(v.max())))
-        variances.append(float(v.var()))
-    return ranges, variances
+    predicted, truth = _as_2d(predicted), _as_2d(truth)
+    mse = np.mean((predicted - truth) ** 2, axis=0)
+    baseline = np.mean((np.asarray(train_mean, dtype=np.float64) - truth) ** 2, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(baseline > 0, 1.0 - mse / baseline, np.nan)
+    return [float(x) for x in r2]
 
 
 def readout_r2(
-    z_train: np.ndarray,
-    v_train: np.ndarray,
-    z_test: np.ndarray,
-    v_test: np.ndarray,
-    value_ranges: Sequence[tuple[float, float]],
-    full_variance: Sequence[float],
+    z_train: np.ndarray, v_train: np.ndarray, z_test: np.ndarray, v_test: np.ndarray
 ) -> list[float]:
-    """Per-factor R² = 1 - MSE_test / Var_full of a linear map from latents to factor values.
-
-    Values are scaled to [0, 1] by each factor's full-grid (min, max); `full_variance` is the
-    factor's variance over the full grid in the original units (see grid_value_stats).
-    A factor with a single value has no variance to explain and scores NaN.
-    """
+    """Per-factor R² of a linear map from latents to factor values, fitted on (z_train, v_train)
+    and scored on (z_test, v_test) against the training rows' mean (`r2_against_training_mean`)."""
     z_train, v_train = _as_2d(z_train), _as_2d(v_train)
     z_test, v_test = _as_2d(z_test), _as_2d(v_test)
-    lo = np.array([r[0] for r in value_ranges], dtype=np.float64)
-    span = np.array([r[1] - r[0] for r in value_ranges], dtype=np.float64)
-    span = np.where(span > 0, span, 1.0)
-    scaled_variance = np.asarray(full_variance, dtype=np.float64) / span**2
-    y_train = (v_train - lo) / span
-    y_test = (v_test - lo) / span
-
-    model = LinearRegression().fit(z_train, y_train)
-    mse = np.mean((model.predict(z_test) - y_test) ** 2, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(scaled_variance > 0, 1.0 - mse / scaled_variance, np.nan)
-    return [float(x) for x in r2]
+    model = LinearRegression().fit(z_train, v_train)
+    return r2_against_training_mean(model.predict(z_test), v_test, v_train.mean(axis=0))

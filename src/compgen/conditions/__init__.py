@@ -8,6 +8,13 @@ Modifiers are filters that shrink the grid on both sides before the condition ap
 
 Family `none` is the all-data reference: nothing is held out (its test filter is empty) and the
 training set is the whole grid left by its modifiers.
+
+Family `iid` is the overfitting control: no filter; a seeded random sample of the images left by
+its modifiers is held out, as many as its `like` condition holds out on the same modified grid (or
+a `fraction` of them). The pairs of factor values of its held-out images are trained on (on any
+grid with more images than pairs), so a gap it shows is overfitting, not a failure to compose. Its
+modifiers apply to its like condition too: `iid_like_cyl2vx+four_shapes+fix_hx` draws from the
+images `cyl2vx+four_shapes+fix_hx` holds out from, as many as that holds out.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ TOLERANCE = 1e-6
 FACTOR_CLAUSE_KEYS = ("factor", "values", "classes", "gt", "ge", "lt", "le")
 # The all-data reference family: train on the whole (modified) grid, hold nothing out.
 NONE_FAMILY = "none"
+# The overfitting control: a seeded random sample held out, no combination structure.
+IID_FAMILY = "iid"
 
 
 class ConditionError(ValueError):
@@ -45,6 +54,11 @@ class Condition:
     modifiers: tuple[tuple[str, tuple[dict, ...]], ...] = ()
     factors: tuple[str, ...] = ()  # the two factors a figure shows; derived when empty
     description: str = ""
+    # Family iid only: the condition whose test-set size it copies (with this condition's
+    # modifiers), or the share of images it holds out; and the seed of its draw.
+    like: Condition | None = None
+    fraction: float | None = None
+    seed: int = 0
 
     @classmethod
     def from_params(cls, params: dict) -> Condition:
@@ -57,10 +71,13 @@ class Condition:
             modifiers=tuple((name, tuple(clauses)) for name, clauses in params["modifiers"].items()),
             factors=tuple(params.get("factors", ())),
             description=params.get("description", ""),
+            like=cls.from_params(params["like"]) if params.get("like") is not None else None,
+            fraction=params.get("fraction"),
+            seed=params.get("seed", 0),
         )
 
     def params(self) -> dict:
-        return {
+        params = {
             "name": self.name,
             "family": self.family,
             "test": [dict(c) for c in self.test],
@@ -69,8 +86,30 @@ class Condition:
             "factors": list(self.factors),
             "description": self.description,
         }
+        if self.family == IID_FAMILY:  # only here: other splits' params (rerun triggers) stay as they were
+            like = self.like.params() if self.like is not None else None
+            params.update(like=like, fraction=self.fraction, seed=self.seed)
+        return params
 
     def definition(self) -> dict:
+        if self.family == IID_FAMILY:
+            size = (
+                f"as many as condition {self.like.name!r} holds out"
+                if self.like is not None
+                else f"a fraction {self.fraction} of them"
+            )
+            return {
+                "name": self.name,
+                "family": self.family,
+                "test": f"a random sample (seed {self.seed}) of the grid after modifiers, {size}",
+                "train": "the rest of the grid (after modifiers)",
+                "modifiers": {name: list(clauses) for name, clauses in self.modifiers},
+                "seed": self.seed,
+                **(
+                    {"like": self.like.definition()} if self.like is not None else {"fraction": self.fraction}
+                ),
+                "description": self.description,
+            }
         return {
             "name": self.name,
             "family": self.family,
@@ -179,6 +218,13 @@ def split_masks(grid: Grid, condition: Condition) -> tuple[np.ndarray, np.ndarra
     kept = np.ones(grid.n, dtype=bool)
     for mod_name, clauses in condition.modifiers:
         kept &= filter_mask(grid, clauses, f"{where} modifier {mod_name!r}")
+    if condition.family == IID_FAMILY:
+        return _iid_masks(grid, condition, kept, where)
+    if condition.like is not None or condition.fraction is not None:
+        raise ConditionError(
+            f"{where}: like and fraction belong to family 'iid'; family {condition.family!r} holds "
+            "out what its test filter selects"
+        )
     if condition.family == NONE_FAMILY:
         if condition.test or condition.train is not None:
             raise ConditionError(
@@ -205,9 +251,52 @@ def split_masks(grid: Grid, condition: Condition) -> tuple[np.ndarray, np.ndarra
     return train, test
 
 
+def _iid_masks(grid: Grid, condition: Condition, kept: np.ndarray, where: str):
+    """Family iid: a seeded sample of the `kept` images held out, sized by `like` or `fraction`."""
+    if condition.test or condition.train is not None:
+        raise ConditionError(
+            f"{where}: family 'iid' holds out a random sample; give it like or fraction, "
+            "no test or train filter"
+        )
+    if (condition.like is None) == (condition.fraction is None):
+        raise ConditionError(
+            f"{where}: family 'iid' takes one of like (a condition whose test-set size it copies) "
+            "and fraction (the share of the images it holds out), not both or neither"
+        )
+    pool = np.flatnonzero(kept)
+    if condition.like is not None:
+        like = condition.like
+        if like.family in (IID_FAMILY, NONE_FAMILY):
+            raise ConditionError(
+                f"{where}: like names {like.name!r} of family {like.family!r}; an iid control copies "
+                "the test-set size of a condition that holds out combinations"
+            )
+        if like.modifiers != condition.modifiers:
+            raise ConditionError(
+                f"{where}: like condition {like.name!r} shrinks the grid otherwise; the control must "
+                "draw from the images its like condition splits (give both the same modifiers)"
+            )
+        n_test = int(split_masks(grid, like)[1].sum())
+    else:
+        if not 0 < condition.fraction < 1:
+            raise ConditionError(f"{where}: fraction {condition.fraction} is not between 0 and 1")
+        n_test = int(np.floor(condition.fraction * pool.size + 0.5))  # rounded half up
+    if not 0 < n_test < pool.size:
+        raise ConditionError(
+            f"{where}: holds out {n_test} of the {pool.size} images on this grid (sizes {grid.sizes}); "
+            "training and held-out sets both need images"
+        )
+    test = np.zeros(grid.n, dtype=bool)
+    test[np.random.default_rng(condition.seed).choice(pool, size=n_test, replace=False)] = True
+    return kept & ~test, test
+
+
 def main_factors(grid: Grid, condition: Condition) -> tuple[str, str]:
-    """The two factors a split or latent figure shows: declared, else those the test filter names."""
+    """The two factors a split or latent figure shows: declared, else those the test filter names;
+    an iid control shows its like condition's (its held-out images are spread over every cell)."""
     named = list(condition.factors)
+    if condition.like is not None:
+        named += [name for name in main_factors(grid, condition.like) if name not in named]
     for clause in condition.test:
         for name in clause_factors(clause):
             if name not in named:

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 from compgen.datasets import raycast
-from compgen.grid import Factor, Grid
+from compgen.grid import CATEGORICAL, ORDINAL, Factor, Grid
 
 SIZE = 64
 # The generator_version the registry (compgen.datasets.REGISTRY) records in a prepared dataset's
@@ -29,13 +29,21 @@ def _classes(n: int) -> tuple[float, ...]:
 
 MPI3D_GRID = Grid(
     (
-        Factor("object_color", _classes(6), ("white", "green", "red", "blue", "brown", "olive")),
-        Factor("object_shape", _classes(6), ("cone", "cube", "cylinder", "hexagonal", "pyramid", "sphere")),
-        Factor("object_size", _classes(2), ("small", "large")),
-        Factor("camera_height", _classes(3), ("top", "center", "bottom")),
-        Factor("background_color", _classes(3), ("purple", "sea_green", "salmon")),
-        Factor("horizontal_axis", _classes(40)),
-        Factor("vertical_axis", _classes(40)),
+        # Values are class numbers; colours, shapes and the three viewpoints have no order to read.
+        Factor(
+            "object_color", _classes(6), ("white", "green", "red", "blue", "brown", "olive"), kind=CATEGORICAL
+        ),
+        Factor(
+            "object_shape",
+            _classes(6),
+            ("cone", "cube", "cylinder", "hexagonal", "pyramid", "sphere"),
+            kind=CATEGORICAL,
+        ),
+        Factor("object_size", _classes(2), ("small", "large"), kind=ORDINAL),
+        Factor("camera_height", _classes(3), ("top", "center", "bottom"), kind=CATEGORICAL),
+        Factor("background_color", _classes(3), ("purple", "sea_green", "salmon"), kind=CATEGORICAL),
+        Factor("horizontal_axis", _classes(40), kind=ORDINAL),
+        Factor("vertical_axis", _classes(40), kind=ORDINAL),
     ),
     (SIZE, SIZE, 3),
 )

@@ -13,18 +13,20 @@ import functools
 import numpy as np
 
 from compgen.datasets import raycast
-from compgen.grid import Factor, Grid
+from compgen.grid import CATEGORICAL, CIRCULAR, ORDINAL, Factor, Grid
 
 SIZE = 64
 HUES = tuple(round(0.1 * k, 1) for k in range(10))
 SHAPES3D_GRID = Grid(
     (
-        Factor("floor_hue", HUES),
-        Factor("wall_hue", HUES),
-        Factor("object_hue", HUES),
-        Factor("scale", tuple(np.linspace(0.75, 1.25, 8).tolist())),
-        Factor("shape", (0.0, 1.0, 2.0, 3.0), ("cube", "cylinder", "sphere", "capsule")),
-        Factor("orientation", tuple(np.linspace(-30.0, 30.0, 15).tolist())),
+        # Hues are fractions of the colour wheel: 0.9 lies next to 0.0.
+        Factor("floor_hue", HUES, kind=CIRCULAR, period=1.0),
+        Factor("wall_hue", HUES, kind=CIRCULAR, period=1.0),
+        Factor("object_hue", HUES, kind=CIRCULAR, period=1.0),
+        Factor("scale", tuple(np.linspace(0.75, 1.25, 8).tolist()), kind=ORDINAL),
+        Factor("shape", (0.0, 1.0, 2.0, 3.0), ("cube", "cylinder", "sphere", "capsule"), kind=CATEGORICAL),
+        # Degrees over an arc of 60°, not a whole turn: its ends are far apart.
+        Factor("orientation", tuple(np.linspace(-30.0, 30.0, 15).tolist()), kind=ORDINAL),
     ),
     (SIZE, SIZE, 3),
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from compgen.grid import Factor, Grid
+from compgen.grid import CATEGORICAL, CIRCULAR, ORDINAL, Factor, Grid
 
 SIZE = 64
 # Pixel centres in [0, 64): one (64, 64) grid shared by every renderer.
@@ -12,11 +12,14 @@ _YS, _XS = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) + 0.5
 
 DSPRITES_GRID = Grid(
     (
-        Factor("shape", (1.0, 2.0, 3.0), ("square", "ellipse", "heart")),
-        Factor("scale", tuple(np.linspace(0.5, 1.0, 6).tolist())),
-        Factor("orientation", tuple(np.linspace(0.0, 2 * np.pi, 40).tolist())),
-        Factor("posX", tuple(np.linspace(0.0, 1.0, 32).tolist())),
-        Factor("posY", tuple(np.linspace(0.0, 1.0, 32).tolist())),
+        Factor("shape", (1.0, 2.0, 3.0), ("square", "ellipse", "heart"), kind=CATEGORICAL),
+        Factor("scale", tuple(np.linspace(0.5, 1.0, 6).tolist()), kind=ORDINAL),
+        # Radians, 0 and 2π both included (the same angle).
+        Factor(
+            "orientation", tuple(np.linspace(0.0, 2 * np.pi, 40).tolist()), kind=CIRCULAR, period=2 * np.pi
+        ),
+        Factor("posX", tuple(np.linspace(0.0, 1.0, 32).tolist()), kind=ORDINAL),
+        Factor("posY", tuple(np.linspace(0.0, 1.0, 32).tolist()), kind=ORDINAL),
     ),
     (SIZE, SIZE, 1),
 )
@@ -29,12 +32,14 @@ DSPRITES_POSITION_STEPS = 31
 _SPRITE_CENTRE = SIZE // 2  # sprites are drawn once around this pixel, then shifted
 
 POSITION_GRID = tuple(np.linspace(0.0, 1.0, 32).tolist())
-CIRCLES_GRID = Grid((Factor("x", POSITION_GRID), Factor("y", POSITION_GRID)), (SIZE, SIZE, 3))
+CIRCLES_GRID = Grid(
+    (Factor("x", POSITION_GRID, kind=ORDINAL), Factor("y", POSITION_GRID, kind=ORDINAL)), (SIZE, SIZE, 3)
+)
 SIMPLE_GRID = Grid(
     (
-        Factor("x", POSITION_GRID),
-        Factor("y", POSITION_GRID),
-        Factor("shape", (0.0, 1.0, 2.0), ("circle", "square", "triangle")),
+        Factor("x", POSITION_GRID, kind=ORDINAL),
+        Factor("y", POSITION_GRID, kind=ORDINAL),
+        Factor("shape", (0.0, 1.0, 2.0), ("circle", "square", "triangle"), kind=CATEGORICAL),
     ),
     (SIZE, SIZE, 3),
 )

@@ -14,16 +14,30 @@ from compgen.atomic import atomic_path
 from compgen.datasets.provenance import STAND_IN, data_note
 
 RUN_COLUMNS = ["run_id", "dataset", "condition", "model", "seed"]
-# The paper's group tables: reconstruction on train and held-out combinations, readout, D. These
+# The paper's group tables: reconstruction on train and held-out combinations, the gap (held-out
+# over training excess, compgen.analysis.excess) with its difference beside it, readout, D. These
 # tables are compared with the paper, so D is the paper's DCI variant (dummy-padded, entropy base
 # = latent size); the standard Eastwood & Williams D is `dci_disentanglement` in the CSVs.
 GROUP_TABLE_COLUMNS = {
     "recon_train": "Recon.\\ train",
     "recon_test": "Recon.\\ test",
+    "gap": "Gap",
+    "excess_delta": "Excess $\\Delta$",
+    "gap_composed": "Gap (composed)",
+    "excess_delta_composed": "Excess $\\Delta$ (composed)",
     "r2_test_mean": "$R^2$ test",
     "dci_paper_disentanglement": "Disentanglement (paper's DCI)",
 }
-GROUP_TABLE_LOWER_IS_BETTER = {"recon_train", "recon_test"}
+GROUP_TABLE_LOWER_IS_BETTER = {
+    "recon_train",
+    "recon_test",
+    "gap",
+    "excess_delta",
+    "gap_composed",
+    "excess_delta_composed",
+}
+# Scores only the composition task reports: a group table without such runs leaves them out.
+GROUP_TABLE_OPTIONAL = {"gap_composed", "excess_delta_composed"}
 GROUP_COLUMNS = ["dataset", "condition", "model"]
 TIDY_COLUMNS = RUN_COLUMNS + ["metric", "value"]
 
@@ -135,6 +149,11 @@ def _significant(x: float, digits: int = 3) -> str:
 NOT_APPLICABLE = "n/a"
 
 
+def needs_heldout(metric: str) -> bool:
+    """Whether a score is measured on held-out images ("n/a" for an all-data reference)."""
+    return metric.endswith(("_test", "_test_mean")) or metric.startswith(("gap", "excess_delta"))
+
+
 def _mean_std_cell(mean: float, std: float, applicable: bool = True) -> str:
     if not applicable:
         return NOT_APPLICABLE
@@ -171,7 +190,8 @@ def group_table(
     (dataset, condition, model) in order of first appearance. Row names and the caption are
     escaped, headings are not (so "$R^2$" works).
 
-    A row without a held-out set (an all-data reference) shows "n/a" in `*_test` columns.
+    A row without a held-out set (an all-data reference) shows "n/a" in the columns of scores
+    on held-out images (`*_test`, gaps and excess differences).
     """
     stats = aggregate(tidy[tidy["metric"].isin(list(columns))])
     runs = tidy[GROUP_COLUMNS].drop_duplicates()
@@ -189,7 +209,7 @@ def group_table(
     for metric, heading in columns.items():
         mean = means[metric] if metric in means else pd.Series(np.nan, index=index)
         std = stds[metric] if metric in stds else pd.Series(np.nan, index=index)
-        applicable = heldout.to_numpy() if metric.endswith(("_test", "_test_mean")) else [True] * len(index)
+        applicable = heldout.to_numpy() if needs_heldout(metric) else [True] * len(index)
         cells[heading] = [_mean_std_cell(m, s, a) for m, s, a in zip(mean, std, applicable, strict=True)]
         bold[heading] = _best_mask(mean, metric in lower_is_better).to_numpy()
 
@@ -279,8 +299,11 @@ def write_group_table(
     columns: dict[str, str] = GROUP_TABLE_COLUMNS,
     lower_is_better: set[str] = GROUP_TABLE_LOWER_IS_BETTER,
 ) -> None:
-    """A group's LaTeX table (models shown by their labels) and mean/std of all its scores."""
+    """A group's LaTeX table (models shown by their labels) and mean/std of all its scores.
+    Optional columns (GROUP_TABLE_OPTIONAL) appear only where a run of the group has them."""
     tidy = collect_scores(load_entries(runs, score_paths))
+    measured = set(tidy["metric"])
+    columns = {m: h for m, h in columns.items() if m not in GROUP_TABLE_OPTIONAL or m in measured}
     tidy["model"] = distinct_labels(tidy, labels)
     notes = (
         tidy["data.note"].fillna("").astype(str) if "data.note" in tidy else pd.Series("", index=tidy.index)

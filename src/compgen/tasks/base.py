@@ -165,29 +165,25 @@ class Task(abc.ABC):
         self, grid: Grid, z_train, v_train, z_test, v_test, codes_train, codes_test, scored: list[int]
     ) -> dict[str, list[float]]:
         """Per-factor R²: {"r2_test": ..., "r2_train": ...}, one value per factor of the grid, NaN
-        for a factor outside `scored` (those that vary within the split). By default a readout from
-        the latent means, fitted on training images and scored on held-out ones (r2_test) and on
-        the same training images (r2_train: did the latents capture the training data at all?)."""
+        for a factor outside `scored` (those that vary within the split). By default a linear
+        readout from the latent means, fitted on training images and scored on held-out ones
+        (r2_test) and on the same training images (r2_train), each against the training images'
+        mean value (metrics.readout_r2): latents that carry nothing score about 0 on both."""
         from compgen.analysis import metrics
 
-        value_ranges, full_variance = metrics.grid_value_stats([f.values for f in grid.factors])
         keep = lambda r2: [r if k in scored else float("nan") for k, r in enumerate(r2)]  # noqa: E731
         return {
-            "r2_test": keep(
-                metrics.readout_r2(z_train, v_train, z_test, v_test, value_ranges, full_variance)
-            ),
-            "r2_train": keep(
-                metrics.readout_r2(z_train, v_train, z_train, v_train, value_ranges, full_variance)
-            ),
+            "r2_test": keep(metrics.readout_r2(z_train, v_train, z_test, v_test)),
+            "r2_train": keep(metrics.readout_r2(z_train, v_train, z_train, v_train)),
         }
 
     def excess_scores(self, model, inputs, excess_train: np.ndarray, excess_test: np.ndarray) -> dict:
-        """`recon_excess_train`, `recon_excess_test` and `gap` (compgen.analysis.excess) on what
-        this task generalises to. `excess_train` and `excess_test` are the per-image excess
-        losses (loss less floor) of the analysis' single-image samples (empty test: an all-data
-        reference); by default they are the measure. A task whose generalisation is measured on
-        another target (composition: the composed image) scores that instead, and may add the
-        losses it measured them from."""
+        """`recon_excess_train`, `recon_excess_test`, `gap` and `excess_delta`
+        (compgen.analysis.excess) of the analysis' single-image samples: `excess_train` and
+        `excess_test` are their per-image excess losses (loss less floor; empty test: an all-data
+        reference). Every task reports these, the papers' measure; a task that generalises to
+        another target too (composition: the composed image) adds the same scores on it under
+        suffixed keys, and may add the losses it measured them from."""
         from compgen.analysis.excess import excess_summary
 
         return excess_summary(excess_train, excess_test)

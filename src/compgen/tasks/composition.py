@@ -101,9 +101,13 @@ class Composition(Task):
         return mu, model.decode(mu)
 
     def excess_scores(self, model, inputs, excess_train, excess_test):
-        """On the target: the composition loss of triplets whose target is a training combination
-        (train) or a held-out one (test), each less its target's floor (compgen.analysis.excess);
-        also `composition_loss_train` and `composition_loss_test`, their mean losses.
+        """`gap`, `recon_excess_train`, `recon_excess_test` and `excess_delta`: single images
+        encoded and decoded by the backbone autoencoder (`excess_train`, `excess_test`), as the
+        original scored composition models. Beside them, compgen's measure on the composed target,
+        the same keys suffixed `_composed`: the composition loss of triplets whose target is a
+        training combination (train) or a held-out one (test), each less its target's floor
+        (compgen.analysis.excess); and `composition_loss_train` and `composition_loss_test`, their
+        mean losses.
 
         Both sets are drawn by `heldout_triplets` (d, reference and command built backwards from the
         target), `n_triplets` each. The held-out set is the one `composition_loss_test` has always
@@ -111,8 +115,7 @@ class Composition(Task):
         codes). The training set draws its targets, references and commands among training codes
         only, as the model was trained: with held-out references or commands the training excess
         would already hold part of the generalisation failure it is the baseline for. It has a
-        stream of its own (TRAIN_TARGET_STREAM), so the held-out samples are unchanged.
-        The single-image excess (`excess_train`, `excess_test`) is not this task's measure."""
+        stream of its own (TRAIN_TARGET_STREAM), so the held-out samples are unchanged."""
         import torch
 
         from compgen.analysis.excess import excess_summary
@@ -136,7 +139,8 @@ class Composition(Task):
         return {
             "composition_loss_train": mean(loss_train),
             "composition_loss_test": mean(loss_test),
-            **excess_summary(loss_train - floor_train, loss_test - floor_test),
+            **excess_summary(excess_train, excess_test),
+            **excess_summary(loss_train - floor_train, loss_test - floor_test, suffix="_composed"),
         }
 
 

@@ -1,6 +1,7 @@
 """Task `supervised`: a regressor of the standardised factors (the NeurIPS supervised control).
 
-Its "latents" are its predictions; it reconstructs nothing, and its R² is the regression's own."""
+Its "latents" are its predictions; it reconstructs nothing, and its R² is the regression's own
+(analysis' kind-aware fit, compgen.analysis.fit, reads its predictions as it reads latents)."""
 
 from __future__ import annotations
 
@@ -9,19 +10,16 @@ import numpy as np
 from compgen.tasks.base import Task
 
 
-def regression_r2(predicted: np.ndarray, truth: np.ndarray, grid, scored: list[int]) -> list[float]:
-    """Per-factor R² of predictions of the standardised factors, against each factor's variance over
-    the full grid (standardised the same way); NaN for single-valued factors and for those outside
-    `scored` (a factor held constant in the split is predicted trivially)."""
+def regression_r2(
+    predicted: np.ndarray, truth: np.ndarray, train_mean: np.ndarray, scored: list[int]
+) -> list[float]:
+    """Per-factor R² of predictions of the standardised factors against the training images' mean
+    (metrics.r2_against_training_mean, on the same rows); NaN for factors outside `scored` (a
+    factor held constant in the split is predicted trivially)."""
     from compgen.analysis import metrics
 
-    _, full_variance = metrics.grid_value_stats([f.values for f in grid.factors])
-    spans = np.array([np.ptp(np.asarray(f.values, dtype=np.float64)) for f in grid.factors])
-    variance = np.where(spans > 0, np.asarray(full_variance) / np.where(spans > 0, spans, 1.0) ** 2, 0.0)
-    mse = np.mean((predicted - truth.astype(np.float64)) ** 2, axis=0)
-    variance = np.where(np.isin(np.arange(len(grid.factors)), scored), variance, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return [float(x) for x in np.where(variance > 0, 1.0 - mse / variance, np.nan)]
+    r2 = metrics.r2_against_training_mean(predicted, truth, train_mean)
+    return [r if k in scored else float("nan") for k, r in enumerate(r2)]
 
 
 class Supervised(Task):
@@ -57,9 +55,10 @@ class Supervised(Task):
         return None  # a regressor has no decoder
 
     def r2_scores(self, grid, z_train, v_train, z_test, v_test, codes_train, codes_test, scored):
+        train_mean = np.asarray(codes_train, dtype=np.float64).mean(axis=0)
         return {
-            "r2_test": regression_r2(z_test, codes_test, grid, scored),
-            "r2_train": regression_r2(z_train, codes_train, grid, scored),
+            "r2_test": regression_r2(z_test, codes_test, train_mean, scored),
+            "r2_train": regression_r2(z_train, codes_train, train_mean, scored),
         }
 
 

@@ -3,8 +3,9 @@
 - Every epoch's end writes the full trainer state (model, optimiser, objective state, record) with
   ignite's Checkpoint; the two newest are kept, so a damaged newest one leaves one to resume from.
 - A checkpoint is resumed only if its fingerprint matches the run's: the resolved settings, the
-  split file's SHA-256 and the dataset's SHA-256. One that does not match, or cannot be read, is
-  moved to `set-aside/` with one warning naming it; nothing is deleted.
+  split file's SHA-256, the dataset's SHA-256 and whether bfloat16 autocast is on. One that does
+  not match, or cannot be read, is moved to `set-aside/` with one warning naming it; nothing is
+  deleted.
 - A finished run clears its checkpoints, so running it again (e.g. `--forcerun train`) starts afresh.
 - Training holds an exclusive lock on the folder (the file `<folder>.lock` beside it): a second
   process for the same run stops at once, naming the holder's PID.
@@ -48,9 +49,14 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(run: dict, split_sha256: str, data_sha256: str) -> str:
-    """Everything that defines what a run trains: a checkpoint of another fingerprint is not resumed."""
-    return json.dumps({"run": run, "split_sha256": split_sha256, "data_sha256": data_sha256}, sort_keys=True)
+def fingerprint(run: dict, split_sha256: str, data_sha256: str, amp: bool = False) -> str:
+    """Everything that defines what a run trains: a checkpoint of another fingerprint is not resumed.
+    `amp` is whether bfloat16 autocast is actually on: the run's `training.amp` only asks for it, and
+    the device decides (compgen.training.device.resolve_amp)."""
+    return json.dumps(
+        {"run": run, "split_sha256": split_sha256, "data_sha256": data_sha256, "amp": bool(amp)},
+        sort_keys=True,
+    )
 
 
 def checkpoints(checkpoint_dir: str | os.PathLike) -> list[Path]:
@@ -134,7 +140,7 @@ def resume_from_checkpoint(to_load: dict, checkpoint_dir: str | Path, run_finger
             )
             continue
         if state.get("record", {}).get("fingerprint") != run_fingerprint:
-            set_aside(path, "belongs to another run (its settings, split or dataset differ)")
+            set_aside(path, "belongs to another run (its settings, split, dataset or bf16 autocast differ)")
             continue
         Checkpoint.load_objects(to_load=to_load, checkpoint=state)
         log.info("resumed from %s (epoch %d)", path, epoch)

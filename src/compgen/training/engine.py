@@ -49,9 +49,14 @@ class DeviceImages:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
-def autocast(device: torch.device, amp: bool):
+def autocast(device: torch.device, amp: bool, evaluation: bool = False):
+    """bfloat16 autocast where `amp` (compgen.training.device.resolve_amp) is on. On a CPU only
+    training steps use it: validation (`evaluation`) stays float32, so the scores that select the
+    best epoch are computed as with amp off. CUDA autocasts both, as it always has."""
     if amp and device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if amp and device.type == "cpu" and not evaluation:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -101,7 +106,7 @@ def validation_loss(
     total = torch.zeros((), dtype=torch.float64, device=data.device)
     n = batch_length(validation_set)
     for start in range(0, n, batch_size):
-        with autocast(data.device, amp):
+        with autocast(data.device, amp, evaluation=True):
             part = batch_slice(validation_set, slice(start, start + batch_size))
             total += task.validation_loss(model, part, data, objective).sum()
     model.train(was_training)
@@ -167,8 +172,8 @@ class TrainingRecord:
         val: Callable[[], float],
         probe: Callable[[torch.nn.Module], dict] | None = None,
     ) -> dict:
-        """Close the epoch's row: mean training parts, the validation score, the fit probe's
-        columns (compgen.training.fit_probe) when there is one, throughput and time."""
+        """Close the epoch's row: mean training parts, the validation score, the probes'
+        columns (compgen.training.fit_probe and gap_probe) when there are any, throughput and time."""
         self.sync()
         train_seconds = time.perf_counter() - self._started
         val_score = val()

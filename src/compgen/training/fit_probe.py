@@ -1,10 +1,11 @@
 """Has the model learned its training data yet? A learning curve of the claims' fit check.
 
-The claims (compgen.claims) reach a verdict only where readout R² on training images is high
-enough for the condition's two factors; analysis measures it once, on the selected weights. With
-`training.fit_probe: n`, every epoch also measures it on a fixed, seeded sample of n fitted rows:
-the task's latents at evaluation (z = mu; batch norm on running statistics), the task's readout
-fitted and scored on the same rows, one `fit_r2_<factor>` column per factor that varies among the
+The claims (compgen.claims) reach a verdict only where the kind-aware, chance-corrected readout on
+training images (compgen.analysis.fit: 0 is chance, 1 perfect) is high enough for the condition's
+two factors; analysis measures it once, on the selected weights. With `training.fit_probe: n`,
+every epoch also measures it on a fixed, seeded sample of n fitted rows: the task's latents at
+evaluation (z = mu; batch norm on running statistics), read by `fit_scores` on the same seeded
+halves of those rows every epoch, one `fit_<factor>` column per factor that varies among the
 training rows. `train_log.csv` then says how much training a budget still lacks.
 
 The probe draws from a generator of its own and restores the model's mode, so a run trains the
@@ -18,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from compgen.analysis.fit import fit_scores
 from compgen.tasks import Task, TrainingData
 
 # Keeps the probe's rows apart from every other stream drawn from the run's seed.
@@ -31,7 +33,7 @@ def fit_probe_rows(data: TrainingData, n_images: int) -> np.ndarray:
 
 
 def make_fit_probe(task: Task, data: TrainingData, n_images: int, batch: int) -> Callable | None:
-    """A function of the model giving {"fit_r2_<factor>": R²} for the training rows' varying
+    """A function of the model giving {"fit_<factor>": fit} for the training rows' varying
     factors; None when n_images is 0 or no factor varies."""
     grid = data.grid
     classes = data.classes[data.fit]
@@ -40,7 +42,7 @@ def make_fit_probe(task: Task, data: TrainingData, n_images: int, batch: int) ->
         return None
     rows = fit_probe_rows(data, n_images)
     rows_t = torch.as_tensor(rows, device=data.device)
-    values = grid.values(data.classes[rows])
+    probe_classes = data.classes[rows]
     codes = data.factors[rows_t]
 
     @torch.no_grad()
@@ -55,8 +57,8 @@ def make_fit_probe(task: Task, data: TrainingData, n_images: int, batch: int) ->
         finally:
             model.train(was_training)
         z = torch.cat(latents).float().cpu().numpy()
-        codes_np = codes.cpu().numpy()
-        r2 = task.r2_scores(grid, z, values, z, values, codes_np, codes_np, scored)["r2_train"]
-        return {f"fit_r2_{grid.names[k]}": float(r2[k]) for k in scored}
+        # Seeded by the run's seed: the same halves every epoch, and no training stream is drawn.
+        fit = fit_scores(z, probe_classes, grid, scored, seed=data.seed)
+        return {f"fit_{name}": value for name, value in fit.items()}
 
     return probe

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 from ignite.engine import Engine, Events
+from ignite.handlers import EarlyStopping
 
 import compgen
 from compgen.atomic import atomic_path, save_torch, write_json
@@ -41,7 +42,7 @@ from compgen.training.checkpoints import (
     fingerprint,
     resume_from_checkpoint,
 )
-from compgen.training.device import device_name, resolve_device
+from compgen.training.device import device_name, resolve_amp, resolve_device
 from compgen.training.engine import (
     DeviceImages,
     EpochStream,
@@ -51,6 +52,7 @@ from compgen.training.engine import (
     validation_loss,
 )
 from compgen.training.fit_probe import make_fit_probe
+from compgen.training.gap_probe import make_gap_probe
 from compgen.training.pause import attach_pause
 
 log = logging.getLogger("compgen.training")
@@ -106,11 +108,21 @@ class TrainingRun:
     split_path: str
     data_sha256: str
     split_sha256: str
+    # training.patience > 0: stops the trainer once the validation loss stops improving.
+    early_stopping: EarlyStopping | None = None
+    # The validation images' mean reconstruction floor: early stopping watches the loss above it.
+    validation_floor: float = 0.0
     started: float = field(default_factory=time.perf_counter)
 
     @property
     def epochs(self) -> int:
         return int(self.run["training"]["epochs"])
+
+    @property
+    def converged(self) -> bool:
+        """Early stopping has ended training (it may have done so before a resume)."""
+        stopping = self.early_stopping
+        return stopping is not None and stopping.counter >= stopping.patience
 
     def checkpoint_state(self) -> dict:
         """What a checkpoint holds, objective state (e.g. a discriminator) included."""
@@ -120,6 +132,8 @@ class TrainingRun:
             "optimizer": self.optimizer,
             "trainer": self.trainer,
             "record": self.record,
+            # Its counter and reference loss: a resumed run stops at the epoch an unbroken one does.
+            **({"early_stopping": self.early_stopping} if self.early_stopping is not None else {}),
             **own,
         }
 
@@ -157,7 +171,9 @@ def load_training_data(
     )
 
 
-def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None) -> TrainingRun:
+def setup_run(
+    dataset_path, split_path, run: dict, progress: bool | None = None, jobs_per_gpu: int = 1
+) -> TrainingRun:
     """Data, model, optimiser, objective and the ignite trainer of one run, seeded.
 
     The intra-op thread count is the run's own (`threads`, from its resources), not what the
@@ -166,18 +182,20 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
     cfg, model_cfg, seed = run["training"], run["model"], int(run["seed"])
     torch.set_num_threads(int(run["threads"]))
     data_sha256, split_sha256 = file_sha256(dataset_path), file_sha256(split_path)
-    device = resolve_device(cfg["device"])
-    amp = bool(cfg["amp"]) and device.type == "cuda"
+    device = resolve_device(cfg["device"], jobs_per_gpu)
+    amp = resolve_amp(bool(cfg["amp"]), device)
+    # channels_last on CUDA only: on the CPU it gained nothing measurable (bench/train.py).
+    channels_last = amp and device.type == "cuda"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest kernels once
     seed_everything(seed)
     task = get_task(model_cfg["task"])
-    data = load_training_data(dataset_path, split_path, run, device, channels_last=amp)
+    data = load_training_data(dataset_path, split_path, run, device, channels_last=channels_last)
 
     model = task.build_model(model_cfg, data.grid.image_shape, data.n_factors)
     task.initialise(model, run)
     model = model.to(device)
-    if amp:
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["lr"]))
     objective = task.objective(model_cfg, int(data.fit.size))
@@ -193,13 +211,16 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
     if cfg["max_steps_per_epoch"]:
         steps = min(steps, int(cfg["max_steps_per_epoch"]))
     trainer = Engine(make_train_step(model, optimizer, task, data, objective, amp))
-    record = TrainingRecord(fingerprint(run, split_sha256, data_sha256), task.selection_part)
+    record = TrainingRecord(fingerprint(run, split_sha256, data_sha256, amp), task.selection_part)
     attach_record(trainer, record)
     attach_pause(trainer)
 
     validation_set = task.validation_set(data)
     val_batch = max(batch_size, VALIDATION_BATCH)
-    probe = make_fit_probe(task, data, int(cfg["fit_probe"]), val_batch)
+    probe = combine_probes(
+        make_fit_probe(task, data, int(cfg["fit_probe"]), val_batch),
+        make_gap_probe(task, data, dataset_path, split_path, int(cfg["fit_probe"]), val_batch),
+    )
     progress = sys.stderr.isatty() if progress is None else progress
 
     @trainer.on(Events.EPOCH_COMPLETED)
@@ -218,6 +239,13 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
                 cfg["epochs"],
                 ", ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
             )
+
+    # After finish_epoch (which logs the validation loss it reads) and before fit's checkpoint
+    # handler, so each checkpoint holds the stopping state of its own epoch.
+    floor = validation_floor(task, data, val_batch) if int(cfg["patience"]) > 0 else 0.0
+    early_stopping = attach_early_stopping(
+        trainer, record, int(cfg["patience"]), float(cfg["patience_delta"]), floor
+    )
 
     if progress:
         from ignite.handlers import ProgressBar
@@ -239,13 +267,80 @@ def setup_run(dataset_path, split_path, run: dict, progress: bool | None = None)
         str(split_path),
         data_sha256,
         split_sha256,
+        early_stopping,
+        floor,
     )
 
 
+def combine_probes(*probes: Callable | None) -> Callable | None:
+    """One per-epoch probe giving the columns of all of `probes` (those not None), in order."""
+    probes = tuple(p for p in probes if p is not None)
+    if not probes:
+        return None
+    return lambda model: {k: v for probe in probes for k, v in probe(model).items()}
+
+
+@torch.no_grad()
+def validation_floor(task: Task, data: TrainingData, batch: int) -> float:
+    """The mean reconstruction floor of the validation images (compgen.analysis.excess: the loss
+    a perfect reconstruction still has, the pixels' own entropy under BCE); 0 for a selection loss
+    that is not a reconstruction (a regressor's MSE) or has no floor (MSE). A composition model's
+    validation targets are the validation rows, one triplet each, so the same mean applies."""
+    from compgen.analysis.excess import reconstruction_floor
+
+    if task.selection_part not in ("recon", "recon_target") or data.recon != "bce" or not data.val.size:
+        return 0.0
+    rows = torch.as_tensor(data.val, device=data.device)
+    total = sum(
+        float(reconstruction_floor(data.images(rows[s : s + batch]).float(), data.recon).sum())
+        for s in range(0, rows.numel(), batch)
+    )
+    return total / rows.numel()
+
+
+def attach_early_stopping(
+    trainer: Engine, record: TrainingRecord, patience: int, delta: float, floor: float = 0.0
+) -> EarlyStopping | None:
+    """Stop once `patience` epochs in a row have not lowered the validation *excess* (the validation
+    loss less `floor`, the validation images' mean reconstruction floor) by more than a share `delta`
+    of the reference, the excess of the last epoch that did (the first epoch's to begin with); None
+    when patience is 0. The reference moves only on such an improvement (ignite's `cumulative`), so
+    a slow creep that adds up to more than `delta` still counts. Relative to the excess, not the
+    loss: a 3DShapes image's BCE is mostly its pixels' own entropy (a floor near 6,400 under an
+    excess of 20-70), so a share of the loss would call a model that still learns converged."""
+    if patience <= 0:
+        return None
+    column = f"val_{record.selection_part}"
+    stopping = EarlyStopping(
+        patience,
+        lambda _: record.history[-1][column] - floor,
+        trainer,
+        threshold=delta,
+        threshold_mode="rel",
+        mode="min",
+        cumulative=True,
+    )
+    # ignite's own logger writes to stderr past the run's log; say_why below tells more.
+    stopping.logger = log.getChild("early_stopping")
+    stopping.logger.setLevel(logging.WARNING)
+    # Not EarlyStopping.attach: it resets the state when a run starts, a resumed one included.
+    trainer.add_event_handler(Events.EPOCH_COMPLETED, stopping)
+
+    @trainer.on(Events.EPOCH_COMPLETED)
+    def say_why(engine: Engine) -> None:
+        if stopping.counter >= patience:
+            log.info(
+                "converged at epoch %d: %s not lower by more than %g of %.6g for %d epochs",
+                engine.state.epoch, column, delta, stopping.best_score, patience,
+            )  # fmt: skip
+
+    return stopping
+
+
 def fit(training: TrainingRun, checkpoint_dir: str | os.PathLike | None) -> int:
-    """Train to the configured epochs; with a checkpoint folder, resume from and save to it (the
-    caller holds its RunLock, as train_run does). Returns the epoch training resumed from (0: from
-    scratch)."""
+    """Train to the configured epochs, or until early stopping ends training (training.patience);
+    with a checkpoint folder, resume from and save to it (the caller holds its RunLock, as train_run
+    does). Returns the epoch training resumed from (0: from scratch)."""
     resumed_epoch = 0
     if checkpoint_dir is not None:
         to_save = training.checkpoint_state()
@@ -255,9 +350,10 @@ def fit(training: TrainingRun, checkpoint_dir: str | os.PathLike | None) -> int:
         resumed_epoch = resume_from_checkpoint(
             to_save, checkpoint_dir, training.record.fingerprint, training.data.device
         )
-    # A checkpoint of the final epoch means training finished before the outputs were written;
-    # ignite would restart a finished run from scratch, so only run when epochs remain.
-    if resumed_epoch < training.epochs:
+    # A checkpoint of the final epoch, or of the epoch early stopping ended training, means
+    # training finished before the outputs were written; ignite would restart a finished run from
+    # scratch, so only run when epochs remain and training has not converged.
+    if resumed_epoch < training.epochs and not training.converged:
         stream = EpochStream(training.trainer, training.epoch_batches, training.data.seed)
         training.trainer.run(stream, max_epochs=training.epochs, epoch_length=training.steps_per_epoch)
     return resumed_epoch
@@ -285,9 +381,16 @@ def summarise(training: TrainingRun, resumed_epoch: int) -> dict:
         "rebalance": data.rebalance,
         "steps_per_epoch": training.steps_per_epoch,
         "epochs": len(record.history),
+        # How training ended: early stopping ("converged") or the epoch budget ("budget").
+        "stopped": "converged" if training.converged else "budget",
+        # What early stopping subtracts from the validation loss (0 without patience).
+        "validation_floor": training.validation_floor,
+        "stopped_epoch": int(record.history[-1]["epoch"]) if record.history else 0,
         "best_epoch": record.best_epoch,
         "best_val": record.best_val,
         "selected_by": f"val_{training.task.selection_part}",
+        # Every epoch's held-out over training excess (compgen.training.gap_probe); [] without it.
+        "probe_gap": [float(row["probe_gap"]) for row in record.history if "probe_gap" in row],
         "resumed_from_epoch": resumed_epoch,
         "wall_seconds": time.perf_counter() - training.started,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
@@ -336,11 +439,11 @@ def write_outputs(training: TrainingRun, out_dir: str | os.PathLike, resumed_epo
     return summary
 
 
-def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir) -> dict:
+def train_run(dataset_path, split_path, run: dict, out_dir, checkpoint_dir, jobs_per_gpu: int = 1) -> dict:
     """Train one model and write its outputs; returns run.json's content. Holds the run's lock
     throughout; a finished run leaves no checkpoint behind, so running it again starts afresh."""
     with RunLock(checkpoint_dir, run["run_id"]):
-        training = setup_run(dataset_path, split_path, run)
+        training = setup_run(dataset_path, split_path, run, jobs_per_gpu=jobs_per_gpu)
         resumed_epoch = fit(training, checkpoint_dir)
         summary = write_outputs(training, out_dir, resumed_epoch)
         clear_checkpoints(checkpoint_dir)

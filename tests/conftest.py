@@ -102,14 +102,14 @@ def render(classes: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
+def write_toy(root: Path, name: str, draw=render) -> tuple[Path, Path]:
+    """The toy grid drawn by `draw` into root/<name>.h5, and its split (root/split.npz): the corner
+    x >= 2, y >= 2 of the large squares held out."""
     grid = Grid(
         (Factor("x", (0.0, 1.0, 2.0, 3.0)), Factor("y", (0.0, 1.0, 2.0, 3.0)), Factor("size", (0.0, 1.0))),
         (64, 64, 1),
     )
-    write_dataset(root / "toy.h5", grid, render, {"source": "test"})
+    write_dataset(root / f"{name}.h5", grid, draw, {"source": "test"})
     classes = grid.all_classes()
     held_out = (classes[:, 0] >= 2) & (classes[:, 1] >= 2) & (classes[:, 2] == 1)
     np.savez(
@@ -117,7 +117,12 @@ def data(tmp_path_factory):
         train=np.flatnonzero(~held_out).astype(np.int64),
         test=np.flatnonzero(held_out).astype(np.int64),
     )
-    return root / "toy.h5", root / "split.npz"
+    return root / f"{name}.h5", root / "split.npz"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_toy(tmp_path_factory.mktemp("data"), "toy")
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,11 @@ import yaml
 from matplotlib.image import imread
 
 from compgen.analysis.figures import EXCESS_PANEL, GAP_PANEL, curve_panels, plot_training_curves
-from compgen.datasets.store import read_rows, write_dataset
-from compgen.grid import Factor, Grid
+from compgen.datasets.store import read_rows
 from compgen.summary.figure import plot_gap_curves, read_gap_curve
 from compgen.training.gap_probe import gap_probe_rows, make_gap_probe
 from compgen.training.run import fit, setup_run, train_run
-from conftest import TEST_CONFIGS, run_snakemake
+from conftest import TEST_CONFIGS, run_snakemake, write_toy
 from test_engine import make_run
 
 PROBE_COLUMNS = ["probe_excess_train", "probe_excess_test", "probe_gap"]
@@ -26,11 +25,6 @@ PROBE_COLUMNS = ["probe_excess_train", "probe_excess_test", "probe_gap"]
 def grey_data(tmp_path_factory):
     """The toy grid of conftest's `data` in grey levels (a 200 square on 60), so that every image has
     a pixel-entropy floor well above 0; the same held-out corner."""
-    root = tmp_path_factory.mktemp("grey")
-    grid = Grid(
-        (Factor("x", (0.0, 1.0, 2.0, 3.0)), Factor("y", (0.0, 1.0, 2.0, 3.0)), Factor("size", (0.0, 1.0))),
-        (64, 64, 1),
-    )
 
     def render(classes):
         out = np.full((len(classes), 64, 64, 1), 60, dtype=np.uint8)
@@ -39,15 +33,7 @@ def grey_data(tmp_path_factory):
             out[i, 4 + 12 * y : 4 + 12 * y + side, 4 + 12 * x : 4 + 12 * x + side] = 200
         return out
 
-    write_dataset(root / "grey.h5", grid, render, {"source": "test"})
-    classes = grid.all_classes()
-    held_out = (classes[:, 0] >= 2) & (classes[:, 1] >= 2) & (classes[:, 2] == 1)
-    np.savez(
-        root / "split.npz",
-        train=np.flatnonzero(~held_out).astype(np.int64),
-        test=np.flatnonzero(held_out).astype(np.int64),
-    )
-    return root / "grey.h5", root / "split.npz"
+    return write_toy(tmp_path_factory.mktemp("grey"), "grey", render)
 
 
 def independent_excess(model, dataset, indices) -> float:

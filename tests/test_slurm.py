@@ -42,54 +42,52 @@ SLURM_ARGS = [
 SLURM_TIMEOUT_S = 240
 
 
-def test_concurrent_training_jobs_claim_different_gpus(monkeypatch, tmp_path, caplog):
-    uuids = ["GPU-0a1b", "GPU-2c3d"]
+UUIDS = ["GPU-0a1b", "GPU-2c3d"]
+
+
+@pytest.fixture
+def two_gpus(monkeypatch, tmp_path):
+    """Two stand-in GPUs whose lock files live in tmp_path; yields the list of held claims (open
+    lock files), closed at the end."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(uuids))
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(uuid=uuids[index]))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(UUIDS))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(uuid=UUIDS[index]))
     monkeypatch.setattr(training_device, "GPU_LOCK_DIR", tmp_path)
     claims = []
     monkeypatch.setattr(training_device, "_gpu_claims", claims)
-    try:
-        # flock locks of separate open() calls exclude each other, as those of separate jobs do.
-        assert training_device.resolve_device("auto") == torch.device("cuda", 0)
-        assert training_device.resolve_device("cuda") == torch.device("cuda", 1)
-        assert sorted(path.name for path in tmp_path.iterdir()) == [f"compgen-gpu-{u}.lock" for u in uuids]
-        assert training_device.resolve_device("cuda:1") == torch.device("cuda", 1)  # named: no claim
-        assert len(claims) == 2 and not caplog.records
-        # All held: share, and say so.
-        assert training_device.resolve_device("auto") == torch.device("cuda", 0)
-        assert "every slot of every visible GPU is claimed" in caplog.text
-        os.close(claims.pop(0))  # the job on GPU 0 ends
-        assert training_device.resolve_device("auto") == torch.device("cuda", 0)
-    finally:
-        for fd in claims:
-            os.close(fd)
+    yield claims
+    for fd in claims:
+        os.close(fd)
 
 
-def test_jobs_pack_onto_gpus_slot_by_slot(monkeypatch, tmp_path, caplog):
-    uuids = ["GPU-0a1b", "GPU-2c3d"]
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(uuids))
-    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: SimpleNamespace(uuid=uuids[index]))
-    monkeypatch.setattr(training_device, "GPU_LOCK_DIR", tmp_path)
-    claims = []
-    monkeypatch.setattr(training_device, "_gpu_claims", claims)
-    try:
-        # Three slots per GPU: spread over both GPUs first, then pack.
-        got = [training_device.resolve_device("cuda", jobs_per_gpu=3).index for _ in range(6)]
-        assert got == [0, 1, 0, 1, 0, 1] and not caplog.records
-        assert len(list(tmp_path.iterdir())) == 6
-        # A seventh job finds every slot taken.
-        assert training_device.resolve_device("cuda", jobs_per_gpu=3) == torch.device("cuda", 0)
-        assert "every slot of every visible GPU is claimed" in caplog.text
-        os.close(claims.pop(3))  # the second job on GPU 1 ends: its slot is free again
-        assert training_device.resolve_device("cuda", jobs_per_gpu=3) == torch.device("cuda", 1)
-        with pytest.raises(ValueError, match="resources.jobs_per_gpu must be at least 1"):
-            training_device.claim_gpu(0)
-    finally:
-        for fd in claims:
-            os.close(fd)
+def test_concurrent_training_jobs_claim_different_gpus(two_gpus, tmp_path, caplog):
+    claims = two_gpus
+    # flock locks of separate open() calls exclude each other, as those of separate jobs do.
+    assert training_device.resolve_device("auto") == torch.device("cuda", 0)
+    assert training_device.resolve_device("cuda") == torch.device("cuda", 1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [f"compgen-gpu-{u}.lock" for u in UUIDS]
+    assert training_device.resolve_device("cuda:1") == torch.device("cuda", 1)  # named: no claim
+    assert len(claims) == 2 and not caplog.records
+    # All held: share, and say so.
+    assert training_device.resolve_device("auto") == torch.device("cuda", 0)
+    assert "every slot of every visible GPU is claimed" in caplog.text
+    os.close(claims.pop(0))  # the job on GPU 0 ends
+    assert training_device.resolve_device("auto") == torch.device("cuda", 0)
+
+
+def test_jobs_pack_onto_gpus_slot_by_slot(two_gpus, tmp_path, caplog):
+    claims = two_gpus
+    # Three slots per GPU: spread over both GPUs first, then pack.
+    got = [training_device.resolve_device("cuda", jobs_per_gpu=3).index for _ in range(6)]
+    assert got == [0, 1, 0, 1, 0, 1] and not caplog.records
+    assert len(list(tmp_path.iterdir())) == 6
+    # A seventh job finds every slot taken.
+    assert training_device.resolve_device("cuda", jobs_per_gpu=3) == torch.device("cuda", 0)
+    assert "every slot of every visible GPU is claimed" in caplog.text
+    os.close(claims.pop(3))  # the second job on GPU 1 ends: its slot is free again
+    assert training_device.resolve_device("cuda", jobs_per_gpu=3) == torch.device("cuda", 1)
+    with pytest.raises(ValueError, match="resources.jobs_per_gpu must be at least 1"):
+        training_device.claim_gpu(0)
 
 
 @pytest.fixture(scope="session")

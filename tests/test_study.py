@@ -32,11 +32,23 @@ def base(tmp_path_factory):
 def test_neurips_study_config():
     """The NeurIPS study as the original's bin scripts ran it (see the comments in config/config.yaml)."""
     study = Study(load_config(ROOT / "config/config.yaml"))
-    # dSprites 4 models x (sqr2tx, none); 3DShapes 4 x 5 and the sbd4 VAE x 4; MPI3D VAEs x (cyl2vx,
-    # none), cyl2bkg, bkg2cyl and WAEs x (cyl2vx, bkg2cyl); Circles and Simple 1 x 2 each; unbiased
-    # WAEs 2 x 3; both halves retrained for dSprites fixint and 3DShapes interp; regressors 3;
-    # three seeds each.
-    assert len(study.runs) == (8 + 20 + 4 + 4 + 2 + 2 + 4 + 4 + 6 + 4 + 3) * 3 == 183
+    # dSprites 4 models x (sqr2tx, iid control, none); 3DShapes 4 x 6 and the sbd4 VAE x 5; MPI3D
+    # VAEs x (cyl2vx, iid control, none), cyl2bkg, bkg2cyl and WAEs x (cyl2vx, its iid control,
+    # bkg2cyl); Circles and Simple 1 x 2 each; unbiased WAEs 2 x 3; both halves retrained for
+    # dSprites fixint and 3DShapes interp; regressors 3; three seeds each.
+    assert len(study.runs) == (12 + 24 + 5 + 6 + 2 + 2 + 6 + 4 + 6 + 4 + 3) * 3 == 222
+    # One iid control per dataset and backbone, trained as its backbone's failure condition.
+    controls = {(r.dataset, r.condition, r.model) for r in study.runs if r.condition.startswith("iid_")}
+    assert {(d, m) for d, _, m in controls} == {
+        *(("dsprites", m) for m in ("vae_fixint", "vae_interp", "wae_fixint", "wae_interp")),
+        *(
+            ("shapes3d", m)
+            for m in ("vae_fixint", "vae_interp", "wae_fixint", "wae_interp", "vae_interp_sbd4")
+        ),
+        *(("mpi3d", m) for m in ("vae_fixint_mpi", "vae_interp_mpi", "wae_fixint_mpi", "wae_interp_mpi")),
+    }
+    control = study.run("mpi3d", "iid_like_cyl2vx+four_shapes+fix_hx", "wae_fixint_mpi", 0).spec["training"]
+    assert control == study.run("mpi3d", "cyl2vx+four_shapes+fix_hx", "wae_fixint_mpi", 0).spec["training"]
     retrain = study.run("shapes3d", "shape2ohue", "vae_interp_decoder_retrained", 1).spec
     assert retrain["base"]["run_id"] == "shapes3d/shape2ohue/vae_interp/seed1"
     assert retrain["training"]["rebalance"] == "shape" and retrain["training"]["lr"] == 1e-4

@@ -147,7 +147,9 @@ def plot_gap_curves(runs: list[dict], out_paths: list[str | os.PathLike], title:
     # Gaps that span an order of magnitude are unreadable on a linear axis.
     if values.size and values.min() > 0 and values.max() / values.min() > 10:
         axes[0, 0].set_yscale("log")
-    handles = [Line2D([], [], color=colours[m], label=m) for m in models]
+    # Only models that drew a line: a regressor beside VAEs logs no gap.
+    shown = {run["model"] for lines in drawn.values() for run, series in lines if len(series)}
+    handles = [Line2D([], [], color=colours[m], label=m) for m in models if m in shown]
     if len(seeds) > 1:
         handles += [Line2D([], [], color="black", linestyle=styles[s], label=f"seed {s}") for s in seeds]
     if drawn:

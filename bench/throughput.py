@@ -41,7 +41,7 @@ from compgen.tasks import TrainingData, get_task
 from compgen.training.batches import batch_length, batch_slice, images_to_tensor
 from compgen.training.device import cpu_bf16_fast, resolve_amp, resolve_device
 from compgen.training.engine import DeviceImages, make_train_step, validation_loss
-from compgen.training.run import VALIDATION_BATCH, validation_split
+from compgen.training.run import VALIDATION_BATCH, steps_per_epoch, subset_data, validation_split
 
 ROOT = Path(__file__).resolve().parents[1]
 BANK = 1024  # random images held on the device; row r of the training subset shows image r % BANK
@@ -78,29 +78,10 @@ def synthetic_data(
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (min(bank, train_flat.size), *grid.image_shape), dtype=np.uint8)
     device_images = DeviceImages(images_to_tensor(images, device), channels_last=channels_last)
-    classes = grid.classes(train_flat)
     n_bank = len(images)
-    return TrainingData(
-        grid=grid,
-        train_flat=train_flat,
-        classes=classes,
-        fit=fit,
-        val=val,
-        images=lambda rows: device_images(rows % n_bank),
-        factors=torch.as_tensor(grid.standardised(grid.values(classes)), dtype=torch.float32, device=device),
-        recon=recon,
-        device=device,
-        seed=seed,
-        rebalance=rebalance,
+    return subset_data(
+        grid, train_flat, fit, val, lambda rows: device_images(rows % n_bank), recon, device, seed, rebalance
     )
-
-
-def steps_per_epoch(n_fit: int, batch_size: int, max_steps: int | None) -> int:
-    """As setup_run: every fitted row once, a lone last row left out, at most max_steps (if set)."""
-    steps = -(-n_fit // batch_size)
-    if n_fit % batch_size == 1 and n_fit > 1:
-        steps -= 1
-    return min(steps, int(max_steps)) if max_steps else steps
 
 
 class StepTimer:

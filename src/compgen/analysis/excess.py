@@ -45,6 +45,16 @@ def reconstruction_floor(images: torch.Tensor, kind: str) -> torch.Tensor:
     return -(torch.special.xlogy(x, x) + torch.special.xlogy(1 - x, 1 - x)).sum(1)
 
 
+@torch.no_grad()
+def batched_floors(images, rows: torch.Tensor, kind: str, batch: int) -> torch.Tensor:
+    """Per row (float64, on the rows' device): the floor of `images(rows)`, read `batch` at a time."""
+    floors = [
+        reconstruction_floor(images(rows[s : s + batch]), kind).to(rows.device)
+        for s in range(0, rows.numel(), batch)
+    ]
+    return torch.cat(floors) if floors else torch.zeros(0, dtype=torch.float64, device=rows.device)
+
+
 def _mean(values: np.ndarray) -> float:
     values = np.asarray(values, dtype=np.float64)
     return float(values.mean()) if values.size else float("nan")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from compgen.analysis.excess import gap, reconstruction_floor
+from compgen.analysis.excess import batched_floors, gap
 from compgen.conditions import load_split
 from compgen.datasets.store import read_rows
 from compgen.losses import reconstruction_per_image
@@ -54,12 +54,7 @@ class _Sample:
 
 
 def _sample(images, rows: torch.Tensor, codes: torch.Tensor, recon: str, batch: int) -> _Sample:
-    floor = [
-        reconstruction_floor(images(rows[s : s + batch]), recon).to(rows.device)
-        for s in range(0, rows.numel(), batch)
-    ]
-    empty = torch.zeros(0, dtype=torch.float64, device=rows.device)
-    return _Sample(images, rows, codes, torch.cat(floor) if floor else empty)
+    return _Sample(images, rows, codes, batched_floors(images, rows, recon, batch))
 
 
 def make_gap_probe(

@@ -138,6 +138,38 @@ class TrainingRun:
         }
 
 
+def steps_per_epoch(n_fit: int, batch_size: int, max_steps: int | None) -> int:
+    """Every fitted row once, at most `max_steps` (if set). A lone last row would be a batch of
+    one, which batch norm cannot train on: it is left out (a different row each epoch, as rows are
+    shuffled)."""
+    steps = -(-n_fit // batch_size)
+    if n_fit % batch_size == 1 and n_fit > 1:
+        steps -= 1
+    return min(steps, int(max_steps)) if max_steps else steps
+
+
+def subset_data(
+    grid, train_flat: np.ndarray, fit, val, images: Callable, recon: str, device, seed: int, rebalance=None
+) -> TrainingData:
+    """TrainingData of a training subset (dataset indices `train_flat`) whose images `images` gives
+    by subset row; factor classes and standardised values from the grid."""
+    classes = grid.classes(train_flat)
+    factors = torch.as_tensor(grid.standardised(grid.values(classes)), dtype=torch.float32, device=device)
+    return TrainingData(
+        grid=grid,
+        train_flat=train_flat,
+        classes=classes,
+        fit=fit,
+        val=val,
+        images=images,
+        factors=factors,
+        recon=recon,
+        device=device,
+        seed=seed,
+        rebalance=rebalance,
+    )
+
+
 def load_training_data(
     dataset_path, split_path, run: dict, device: torch.device, channels_last: bool
 ) -> TrainingData:
@@ -148,26 +180,14 @@ def load_training_data(
     train_flat = np.asarray(train_flat, dtype=np.int64)
     if train_flat.size < 2:
         raise ValueError(f"{split_path}: the training subset has {train_flat.size} images; need at least 2")
-    classes = grid.classes(train_flat)
     fit, val = validation_split(
         train_flat.size, float(cfg["val_fraction"]), int(run["seed"]), cfg["validation"]
     )
-    factors = torch.as_tensor(grid.standardised(grid.values(classes)), dtype=torch.float32, device=device)
     images = DeviceImages(
         images_to_tensor(read_rows(dataset_path, train_flat), device), channels_last=channels_last
     )
-    return TrainingData(
-        grid=grid,
-        train_flat=train_flat,
-        classes=classes,
-        fit=fit,
-        val=val,
-        images=images,
-        factors=factors,
-        recon=run["model"]["recon"],
-        device=device,
-        seed=int(run["seed"]),
-        rebalance=cfg["rebalance"],
+    return subset_data(
+        grid, train_flat, fit, val, images, run["model"]["recon"], device, int(run["seed"]), cfg["rebalance"]
     )
 
 
@@ -203,13 +223,7 @@ def setup_run(
         objective = objective.to(device)
 
     batch_size = int(cfg["batch_size"])
-    steps = -(-data.fit.size // batch_size)
-    if data.fit.size % batch_size == 1 and data.fit.size > 1:
-        # A lone last row would be a batch of one, which batch norm cannot train on: leave it out
-        # (a different row each epoch, as rows are shuffled).
-        steps -= 1
-    if cfg["max_steps_per_epoch"]:
-        steps = min(steps, int(cfg["max_steps_per_epoch"]))
+    steps = steps_per_epoch(int(data.fit.size), batch_size, cfg["max_steps_per_epoch"])
     trainer = Engine(make_train_step(model, optimizer, task, data, objective, amp))
     record = TrainingRecord(fingerprint(run, split_sha256, data_sha256, amp), task.selection_part)
     attach_record(trainer, record)
@@ -280,22 +294,17 @@ def combine_probes(*probes: Callable | None) -> Callable | None:
     return lambda model: {k: v for probe in probes for k, v in probe(model).items()}
 
 
-@torch.no_grad()
 def validation_floor(task: Task, data: TrainingData, batch: int) -> float:
     """The mean reconstruction floor of the validation images (compgen.analysis.excess: the loss
     a perfect reconstruction still has, the pixels' own entropy under BCE); 0 for a selection loss
     that is not a reconstruction (a regressor's MSE) or has no floor (MSE). A composition model's
     validation targets are the validation rows, one triplet each, so the same mean applies."""
-    from compgen.analysis.excess import reconstruction_floor
+    from compgen.analysis.excess import batched_floors
 
     if task.selection_part not in ("recon", "recon_target") or data.recon != "bce" or not data.val.size:
         return 0.0
     rows = torch.as_tensor(data.val, device=data.device)
-    total = sum(
-        float(reconstruction_floor(data.images(rows[s : s + batch]).float(), data.recon).sum())
-        for s in range(0, rows.numel(), batch)
-    )
-    return total / rows.numel()
+    return float(batched_floors(data.images, rows, data.recon, batch).mean())
 
 
 def attach_early_stopping(

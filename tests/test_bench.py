@@ -144,3 +144,29 @@ def test_plan_smoke():
     (study,) = out.values()
     assert study["config"] == "tests/configs/tiny.yaml" and study["runs"] == 3
     assert study["jobs"] > study["runs"] and study["seconds"] > 0
+
+
+def test_fit_readout_choice_smoke():
+    # It prints a table (rows | code | readout | three factors' fit | seconds), not JSON.
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "fit_readout_choice.py"),
+            "--seeds",
+            "1",
+            "--n",
+            "200",
+            "--readouts",
+            "mlp",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split(" | ") for line in done.stdout.splitlines() if line.startswith("200 | ")]
+    assert {row[1] for row in rows} >= {"random", "rotated"} and all(row[2] == "mlp" for row in rows)
+    # A perfect code turned by a rotation: entangled but complete, read well above chance.
+    rotated = next(row for row in rows if row[1] == "rotated")
+    assert all(float(cell.split(" ± ")[0]) > 0.7 for cell in rotated[3:6])

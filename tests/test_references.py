@@ -9,6 +9,7 @@ import pytest
 from compgen.analysis.arrays import load_arrays
 from compgen.analysis.run_figures import draw_run_figure
 from compgen.datasets.provenance import STAND_IN, data_note
+from compgen.scores import read_scores
 from compgen.summary import collect_scores, group_table, write_group_table
 from compgen.tasks import TASKS
 from compgen.training.run import train_run
@@ -26,6 +27,8 @@ def test_reference_run_scores_training_data_and_marks_test_scores_not_applicable
     assert scores["heldout"] is False and scores["samples"]["test"] == 0
     assert np.isnan(scores["recon_test"]) and np.isnan(scores["r2_test_mean"])
     assert all(np.isnan(v) for v in scores["r2_test"].values())
+    # Its file as the summary and claims read it: NaN where a score does not apply is accepted.
+    assert np.isnan(read_scores(tmp_path / "scores.json")["recon_test"])
     assert np.isfinite(scores["r2_train_mean"]) and np.isfinite(scores["dci_disentanglement"])
     if task != "supervised":
         assert np.isfinite(scores["recon_train"])

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import csv
 import html
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -49,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compgen.atomic import atomic_path
+from compgen.scores import read_scores
 from compgen.tasks import get_task
 
 # What a claim may measure: score keys of scores.json (the schema's claims.*.measure enumeration).
@@ -150,8 +150,7 @@ def load_records(runs: list[Mapping], score_paths: list[str | os.PathLike]) -> l
         raise ValueError(f"{len(runs)} runs but {len(score_paths)} score files")
     records = []
     for spec, path in zip(runs, score_paths, strict=True):
-        with open(path) as fh:
-            records.append(run_record(spec, json.load(fh)))
+        records.append(run_record(spec, read_scores(path)))
     return records
 
 

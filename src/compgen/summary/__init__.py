@@ -12,6 +12,7 @@ import pandas as pd
 
 from compgen.atomic import atomic_path
 from compgen.datasets.provenance import STAND_IN, data_note
+from compgen.scores import read_scores
 
 RUN_COLUMNS = ["run_id", "dataset", "condition", "model", "seed"]
 # The paper's group tables: reconstruction on train and held-out combinations, the gap (held-out
@@ -241,13 +242,12 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
 
 def load_entries(runs: list[dict], score_paths: list[str | os.PathLike]) -> list[dict]:
     """Entries for collect_scores from run specs (run_id, dataset, condition, model_name, seed)
-    and their scores.json files, given in the same order."""
+    and their scores.json files, given in the same order (read and checked by read_scores)."""
     if len(runs) != len(score_paths):
         raise ValueError(f"{len(runs)} runs but {len(score_paths)} score files")
     entries = []
     for run, score_path in zip(runs, score_paths, strict=True):
-        with open(score_path) as f:
-            scores = json.load(f)
+        scores = read_scores(score_path)
         entries.append(
             {
                 "run_id": run["run_id"],

@@ -11,21 +11,30 @@
 #    add memory), unless given as the first argument.
 # 2. The study: snakemake with --resources gpu=<slots>, resources.jobs_per_gpu=<slots>.
 # 3. results/summary/claims.md, and each run's stop (run.json) for the closing note.
-# Environment: PYTHON (default .venv/bin/python), STEPS, SKIP_PACKING=1 to go straight to 2.
+# The datasets, splits and their figures are made (snakemake --until, on the CPUs) while step 1 runs.
+# Environment: PYTHON (default .venv/bin/python), SNAKEMAKE (default: beside PYTHON), STEPS,
+# PACK_COUNTS (the process counts step 1 tries, default "1 2 4 6 8"), SKIP_PACKING=1 to go
+# straight to 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}"
-SNAKEMAKE="$(dirname "$PYTHON")/snakemake"
+SNAKEMAKE="${SNAKEMAKE:-$(dirname "$PYTHON")/snakemake}"
 STEPS="${STEPS:-300}"
+PACK_COUNTS="${PACK_COUNTS:-1 2 4 6 8}"
 mkdir -p results/bench
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+
+# Datasets and splits need no GPU: made in the background while the packing runs.
+"$SNAKEMAKE" --cores "$(nproc)" --configfile config/paper_check_gpu.yaml \
+    --until make_split dataset_preview split_figure --rerun-incomplete --quiet rules &
+prepare=$!
 
 slots="${1:-}"
 if [ -z "$slots" ] && [ "${SKIP_PACKING:-0}" != 1 ]; then
     work="$(mktemp -d)"
     "$PYTHON" bench/gpu_check.py --work "$work" --steps 10 >/dev/null  # renders dSprites once
     : > results/bench/gpu_packing.jsonl
-    for n in 1 2 4 6 8; do
+    for n in $PACK_COUNTS; do
         pids=()
         for i in $(seq "$n"); do
             "$PYTHON" bench/gpu_check.py --work "$work" --steps "$STEPS" > "$work/run$i.json" &
@@ -55,6 +64,7 @@ PY
 )"
 fi
 slots="${slots:-6}"
+wait "$prepare"
 echo "paper_check_gpu: ${slots} runs per GPU"
 
 printf 'resources:\n  jobs_per_gpu: %s\n' "$slots" > results/bench/gpu_slots.yaml

@@ -145,6 +145,8 @@ GROUPS = "|".join(STUDY.groups) or "(?!)"
 def all_outputs():
     targets = expand("results/data/{dataset}_preview.png", dataset=STUDY.datasets_used())
     targets += [f"results/splits/{d}/{c}.png" for d, c in STUDY.splits_used()]
+    # Named, not only implied by the summaries: a deleted one is analysed again, not left missing.
+    targets += run_paths(f"{ANALYSIS_DIR}/scores.json") + run_paths(f"{ANALYSIS_DIR}/analysis.npz")
     for run in STUDY.runs:
         for figure in get_task(run.spec["model"]["task"]).figures:
             targets += run_paths(f"{ANALYSIS_DIR}/{figure}.png", [run])

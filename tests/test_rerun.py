@@ -116,3 +116,19 @@ def test_deleting_one_runs_analysis_reruns_only_it_and_what_reads_it(study):
     assert per_run == {("analyse", "dec_a"), ("run_figure", "dec_a")}
     assert {rule for rule, w in jobs if "model" not in w} <= SUMMARY_RULES
     assert plan(study) == []
+
+
+def test_a_deleted_scores_file_is_analysed_again(study):
+    """Issue 22, case 5: the final target names every run's scores.json, so deleting one (as a
+    corrupted one's error message says to) re-analyses that run, not "Nothing to be done"."""
+    scores = study / "results/analysis/circles/shape2px/dec_a/seed0/scores.json"
+    kept = scores.with_name("scores.json.kept")
+    scores.rename(kept)
+    try:
+        jobs = plan(study)
+    finally:
+        kept.rename(scores)
+    per_run = {(rule, w["model"]) for rule, w in jobs if "model" in w}
+    assert ("analyse", "dec_a") in per_run and all(model == "dec_a" for _, model in per_run)
+    assert {"study_csv", "claims"} <= {rule for rule, _ in jobs}
+    assert plan(study) == []

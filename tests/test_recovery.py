@@ -177,6 +177,50 @@ def test_a_full_disk_is_named_and_leaves_no_partial_file(data, tmp_path, monkeyp
     )
 
 
+def test_a_retrain_whose_base_was_trained_again_sets_its_checkpoint_aside(data, tmp_path, kill_at, caplog):
+    """Issue 22, case 1: a retrain killed mid-training, its base trained again (e.g. with another
+    thread count: same settings in the retrain's spec, other weights), then rerun. Resuming would
+    keep the old base's frozen half; the base's SHA-256 in the fingerprint sets the checkpoint aside."""
+    from compgen.tasks import load_trained
+    from compgen.training.checkpoints import file_sha256
+
+    dataset, split = data
+    base_path = tmp_path / "base" / "model.pt"
+    train_run(dataset, split, make_run("composition", epochs=2), tmp_path / "base", tmp_path / "base_ckpt")
+    run = make_run("retrain", epochs=3, model_keys={"base": "kim", "retrain": "decoder"})
+    run["base"] = {"run_id": "toy-composition", "model_path": str(base_path)}
+    with pytest.raises(Killed):
+        kill_at(2 * STEPS_PER_EPOCH + 1)  # Retrain trains as Unsupervised does
+        train_run(dataset, split, run, tmp_path / "out", tmp_path / "ckpt")
+    assert [p.name for p in checkpoints(tmp_path / "ckpt")] == ["ckpt_epoch2.pt", "ckpt_epoch1.pt"]
+    # The base trained again at the same path, to other weights (here one more epoch; in a study
+    # e.g. another thread count, which the retrain's spec does not carry).
+    train_run(dataset, split, make_run("composition", epochs=3), tmp_path / "base", tmp_path / "base_ckpt")
+    with caplog.at_level(logging.WARNING, logger="compgen.training"):
+        summary = train_run(dataset, split, run, tmp_path / "out", tmp_path / "ckpt")
+    assert summary["resumed_from_epoch"] == 0 and summary["epochs"] == 3
+    assert summary["base"] == {
+        "run_id": "toy-composition",
+        "model_path": str(base_path),
+        "sha256": file_sha256(base_path),
+    }
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["base"]["sha256"] == file_sha256(base_path)
+    new_base, _ = load_trained(base_path)
+    model, _ = load_trained(tmp_path / "out" / "model.pt")
+    for name, tensor in new_base.vae.encoder.state_dict().items():
+        assert torch.equal(model.encoder.state_dict()[name], tensor), (
+            name
+        )  # the frozen half is the new base's
+    aside = sorted(p.name for p in (tmp_path / "ckpt" / "set-aside").iterdir())
+    assert aside == ["ckpt_epoch1.pt", "ckpt_epoch2.pt"]
+    warnings = [r.getMessage() for r in caplog.records if "set aside" in r.getMessage()]
+    assert warnings[0] == (
+        f"checkpoint {tmp_path / 'ckpt' / 'ckpt_epoch2.pt'} belongs to another run (its base "
+        f"{base_path} differs: the base was trained again since); set aside as "
+        f"{tmp_path / 'ckpt' / 'set-aside' / 'ckpt_epoch2.pt'}"
+    )
+
+
 @pytest.mark.workflow
 def test_weights_do_not_depend_on_the_cores_snakemake_grants(tmp_path):
     """cpus: 2 in the config; --cores 1 and --cores 2: the run pins its own two threads either way."""

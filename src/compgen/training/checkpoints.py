@@ -3,9 +3,9 @@
 - Every epoch's end writes the full trainer state (model, optimiser, objective state, record) with
   ignite's Checkpoint; the two newest are kept, so a damaged newest one leaves one to resume from.
 - A checkpoint is resumed only if its fingerprint matches the run's: the resolved settings, the
-  split file's SHA-256, the dataset's SHA-256 and whether bfloat16 autocast is on. One that does
-  not match, or cannot be read, is moved to `set-aside/` with one warning naming it; nothing is
-  deleted.
+  split file's SHA-256, the dataset's SHA-256, whether bfloat16 autocast is on and, for a retrain
+  run, its base model.pt's SHA-256. One that does not match, or cannot be read, is moved to
+  `set-aside/` with one warning naming it and what differs; nothing is deleted.
 - A finished run clears its checkpoints, so running it again (e.g. `--forcerun train`) starts afresh.
 - Training holds an exclusive lock on the folder (the file `<folder>.lock` beside it): a second
   process for the same run stops at once, naming the holder's PID.
@@ -49,14 +49,42 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def fingerprint(run: dict, split_sha256: str, data_sha256: str, amp: bool = False) -> str:
+def fingerprint(
+    run: dict, split_sha256: str, data_sha256: str, amp: bool = False, base_sha256: str | None = None
+) -> str:
     """Everything that defines what a run trains: a checkpoint of another fingerprint is not resumed.
     `amp` is whether bfloat16 autocast is actually on: the run's `training.amp` only asks for it, and
-    the device decides (compgen.training.device.resolve_amp)."""
-    return json.dumps(
-        {"run": run, "split_sha256": split_sha256, "data_sha256": data_sha256, "amp": bool(amp)},
-        sort_keys=True,
-    )
+    the device decides (compgen.training.device.resolve_amp). `base_sha256`: a retrain run's base
+    model.pt, whose frozen half it keeps; its path stays the same when the base is trained again."""
+    parts = {"run": run, "split_sha256": split_sha256, "data_sha256": data_sha256, "amp": bool(amp)}
+    if base_sha256 is not None:  # only then: other runs' checkpoints still resume after an upgrade
+        parts["base_sha256"] = base_sha256
+    return json.dumps(parts, sort_keys=True)
+
+
+# What each part of a fingerprint is, for the warning that sets a checkpoint aside.
+FINGERPRINT_PARTS = {
+    "run": "settings",
+    "split_sha256": "split",
+    "data_sha256": "dataset",
+    "amp": "bf16 autocast",
+    "base_sha256": "base model.pt",
+}
+
+
+def what_differs(theirs, ours: str) -> str:
+    """Why a checkpoint of fingerprint `theirs` is another run's: the parts that differ from `ours`."""
+    try:
+        old, new = json.loads(theirs), json.loads(ours)
+    except (TypeError, ValueError):
+        return "it has no fingerprint of its settings, split, dataset or bf16 autocast"
+    differ = [name for key, name in FINGERPRINT_PARTS.items() if old.get(key) != new.get(key)]
+    why = f"its {' and '.join(differ) or 'settings'} differ{'s' if len(differ) == 1 else ''}"
+    if "base model.pt" in differ and new.get("base_sha256"):
+        # The path is the same when the base is trained again: name it, and say what happened.
+        path = new["run"].get("base", {}).get("model_path") or "model.pt"
+        why = why.replace("base model.pt", f"base {path}") + ": the base was trained again since"
+    return why
 
 
 def checkpoints(checkpoint_dir: str | os.PathLike) -> list[Path]:
@@ -139,8 +167,9 @@ def resume_from_checkpoint(to_load: dict, checkpoint_dir: str | Path, run_finger
                 path, f"cannot be read ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})"
             )
             continue
-        if state.get("record", {}).get("fingerprint") != run_fingerprint:
-            set_aside(path, "belongs to another run (its settings, split, dataset or bf16 autocast differ)")
+        theirs = state.get("record", {}).get("fingerprint")
+        if theirs != run_fingerprint:
+            set_aside(path, f"belongs to another run ({what_differs(theirs, run_fingerprint)})")
             continue
         Checkpoint.load_objects(to_load=to_load, checkpoint=state)
         log.info("resumed from %s (epoch %d)", path, epoch)

@@ -112,6 +112,8 @@ class TrainingRun:
     early_stopping: EarlyStopping | None = None
     # The validation images' mean reconstruction floor: early stopping watches the loss above it.
     validation_floor: float = 0.0
+    # A retrain run's base model.pt's SHA-256 (the weights of its frozen half); None for other runs.
+    base_sha256: str | None = None
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -202,6 +204,8 @@ def setup_run(
     cfg, model_cfg, seed = run["training"], run["model"], int(run["seed"])
     torch.set_num_threads(int(run["threads"]))
     data_sha256, split_sha256 = file_sha256(dataset_path), file_sha256(split_path)
+    base_path = run.get("base", {}).get("model_path")
+    base_sha256 = file_sha256(base_path) if base_path else None
     device = resolve_device(cfg["device"], jobs_per_gpu)
     amp = resolve_amp(bool(cfg["amp"]), device)
     # channels_last on CUDA only: on the CPU it gained nothing measurable (bench/train.py).
@@ -225,7 +229,9 @@ def setup_run(
     batch_size = int(cfg["batch_size"])
     steps = steps_per_epoch(int(data.fit.size), batch_size, cfg["max_steps_per_epoch"])
     trainer = Engine(make_train_step(model, optimizer, task, data, objective, amp))
-    record = TrainingRecord(fingerprint(run, split_sha256, data_sha256, amp), task.selection_part)
+    record = TrainingRecord(
+        fingerprint(run, split_sha256, data_sha256, amp, base_sha256), task.selection_part
+    )
     attach_record(trainer, record)
     attach_pause(trainer)
 
@@ -283,6 +289,7 @@ def setup_run(
         split_sha256,
         early_stopping,
         floor,
+        base_sha256,
     )
 
 
@@ -404,6 +411,8 @@ def summarise(training: TrainingRun, resumed_epoch: int) -> dict:
         "wall_seconds": time.perf_counter() - training.started,
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "threads": torch.get_num_threads(),
+        # A retrain run's base model.pt: which weights its frozen half holds.
+        "base": base_info(training),
         "data": {
             "path": training.dataset_path,
             "split": training.split_path,
@@ -412,6 +421,14 @@ def summarise(training: TrainingRun, resumed_epoch: int) -> dict:
             **read_provenance(training.dataset_path),
         },
     }
+
+
+def base_info(training: TrainingRun) -> dict | None:
+    """run.json's `base`: a retrain run's base run, model.pt and its SHA-256; None for other runs."""
+    if training.base_sha256 is None:
+        return None
+    base = training.run["base"]
+    return {"run_id": base.get("run_id"), "model_path": base["model_path"], "sha256": training.base_sha256}
 
 
 def library_versions() -> dict[str, str]:

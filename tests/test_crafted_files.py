@@ -208,6 +208,19 @@ def test_blank_images_of_one_factor_value_are_refused(tmp_path, name, factor, va
         _convert(name, source, out, subsample)
 
 
+def test_a_file_whose_every_second_image_is_blank_is_refused(tmp_path):
+    """Half the images blank, at random: no factor value is all blank, so only the sample across
+    the file sees it."""
+    images = fabricate("dsprites", tmp_path / "plain.npz")[..., 0]
+    images[np.random.default_rng(0).random(len(images)) < 0.5] = 0
+    source = tmp_path / "dsprites.npz"
+    fabricate("dsprites", source, imgs=images)
+    out = tmp_path / "data.h5"
+    with pytest.raises(DatasetError, match=rf"{re.escape(str(source))}: \d+ of 72 images sampled across the file are blank"):
+        _convert("dsprites", source, out)
+    _expect_nothing_written(out)
+
+
 def test_a_few_blank_images_pass(tmp_path):
     images = fabricate("dsprites", tmp_path / "plain.npz")[..., 0]
     images[[0, 17, 40]] = 0

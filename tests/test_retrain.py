@@ -99,3 +99,27 @@ def test_the_retrain_job_depends_on_its_base_model(tmp_path):
     jobs = result.stdout.split("\nrule ")
     retrain = next(j for j in jobs if j.startswith("train:") and "decoder_retrained" in j)
     assert "results/runs/circles/shape2px/vae_fixint/seed0/model.pt" in retrain
+
+
+def test_a_retrain_of_a_base_that_is_no_model_says_so(tmp_path):
+    config = yaml.safe_load(STUDY)
+    config["models"]["decoder_retrained"]["base"] = "vae_fixnt"
+    with pytest.raises(StudyError) as err:
+        Study(load_config(_study(tmp_path, yaml.safe_dump(config))))
+    assert str(err.value) == (
+        "config key models.decoder_retrained.base: 'vae_fixnt' is not a model of this study; a retrain "
+        "names the model whose run it takes over, one of: vae_fixint"
+    )
+
+
+def test_a_retrain_whose_base_model_overrides_renamed_says_so(tmp_path):
+    config = yaml.safe_load(STUDY)
+    config["experiments"][0]["model_overrides"] = {"latent_size": 6}
+    with pytest.raises(StudyError) as err:
+        Study(load_config(_study(tmp_path, yaml.safe_dump(config))))
+    assert str(err.value) == (
+        "config key models.decoder_retrained.base: no run circles/shape2px/vae_fixint/seed0 to retrain: "
+        "experiment 'circles' runs 'vae_fixint' as 'vae_fixint_circles', because its model_overrides "
+        "change it; a retrain takes over its base as named, so run 'vae_fixint' unchanged on "
+        "circles/shape2px with seed 0 too, or move the retrain to an experiment without model_overrides"
+    )

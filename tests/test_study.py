@@ -216,7 +216,7 @@ SCHEMA_ERRORS = [
     (
         ("models", "my-vae"),
         {"task": "unsupervised"},
-        "config key models: 'my-vae' is not allowed; expected a name of letters, digits and underscores",
+        "config key models: 'my-vae' is not allowed; expected a name of 1 to 64 letters, digits and underscores",
     ),
     (
         ("conditions", "dsprites", "sqr2tx", "test", 0, "above"),

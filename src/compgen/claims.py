@@ -70,6 +70,8 @@ MEASURES = {
     "r2_train_mean": "mean readout R² of the scored factors, training images",
     "r2_test_mean": "mean readout R² of the scored factors, held-out images",
 }
+# Measures of training images alone: the only ones an all-data reference (family none) has.
+TRAINING_MEASURES = ("recon_excess_train", "r2_train_main", "r2_train_mean")
 # Shown beside a measure that is a ratio of excesses.
 DELTA_OF = {"gap": "excess_delta", "gap_composed": "excess_delta_composed"}
 CRITERIA = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}

@@ -16,6 +16,7 @@ import copy
 import functools
 import itertools
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -25,6 +26,10 @@ import yaml
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 # The default claims (C1-C6), loaded by the Snakefile before the study config; see check_claims.
 CLAIMS_PATH = Path(__file__).resolve().parents[2] / "config" / "claims.yaml"
+# The conditions library, loaded by the Snakefile first; see check_claimed_library.
+CONDITIONS_PATH = Path(__file__).resolve().parents[2] / "config" / "conditions.yaml"
+# A derived model name (sweep, override) is a folder name: far below a file system's 255 bytes.
+MAX_DERIVED_NAME = 100
 
 
 class ConfigError(ValueError):
@@ -72,6 +77,20 @@ def check_config_size(config, bound: int = MAX_CONFIG_VALUES) -> None:
     key = _oversized_key(config, bound)
     if key is not None:
         raise _too_large(f"config key {key}", bound)
+
+
+def check_finite(config, path: list | None = None) -> None:
+    """Refuse a number that is not finite (YAML's .nan, .inf) anywhere in `config`: no setting
+    means infinity, and a NaN bound compares false with everything."""
+    stack = [(config, path or [])]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, float) and not math.isfinite(node):
+            raise ConfigError(f"config key {_key(where) or '(top level)'}: {node} is not a finite number")
+        if isinstance(node, dict):
+            stack.extend((value, [*where, key]) for key, value in reversed(node.items()))
+        elif isinstance(node, list):
+            stack.extend((value, [*where, i]) for i, value in reversed(list(enumerate(node))))
 
 
 class _Pairs(list):
@@ -197,6 +216,7 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
     try:
         # Before the validator walks, copies or prints it: an alias bomb hangs all three.
         check_config_size(config)
+        check_finite(config)
     except ConfigError as err:
         raise ConfigError(f"invalid configuration: {err}") from None
     # Derived models start from the models as written: a default of the base's loss must not
@@ -207,6 +227,7 @@ def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) 
         if written is not None:
             derive_models(config, written, schema_path)
         check_claims(config, schema_path)
+        check_claimed_library(config, schema_path)
     except ConfigError as err:
         raise ConfigError(f"invalid configuration: {err}") from None
     return config
@@ -255,6 +276,13 @@ def _key(path) -> str:
     return out
 
 
+def _brief(value, shown: int = 40) -> str:
+    """A value for a message: a long string cut short, with its length."""
+    if isinstance(value, str) and len(value) > shown:
+        return f"{value[:shown]!r}... ({len(value)} characters)"
+    return repr(value)
+
+
 def _describe_if(schema: dict, negate: bool = False) -> str:
     """`{properties: {loss: {const: wae}}}` -> "loss is 'wae'" ("loss is not 'wae'" negated, for
     an else branch)."""
@@ -293,9 +321,7 @@ def schema_message(error, root: dict) -> str:
             return f"config key {where}: {error.instance!r} is not an integer; write {int(error.instance)}"
     if error.validator == "pattern" and "description" in error.schema:
         # The pattern itself is no help to a reader (see the schema's name); its description is.
-        return (
-            f"config key {where}: {error.instance!r} is not allowed; expected {error.schema['description']}"
-        )
+        return f"config key {where}: {_brief(error.instance)} is not allowed; expected {error.schema['description']}"
     # Inside an if/then/else branch, say which condition the branch belongs to.
     branch, condition, in_else = list(error.absolute_schema_path), "", False
     if len(branch) >= 2 and branch[-2] in ("then", "else"):
@@ -460,6 +486,13 @@ def derive_models(config: dict, written: dict, schema_path: str | os.PathLike = 
             continue
         sweep = model["sweep"]
         keys = list(sweep)
+        count, cap = math.prod(len(values) for values in sweep.values()), config["limits"]["sweep_models"]
+        if count > cap:  # before expanding: a few lines of YAML can ask for millions
+            sizes = " x ".join(str(len(values)) for values in sweep.values())
+            raise ConfigError(
+                f"config key models.{base}.sweep: {sizes} values make {count:,} models, more than "
+                f"limits.sweep_models ({cap:,}); sweep fewer values, or raise limits.sweep_models"
+            )
         combos = list(itertools.product(*(range(len(sweep[key])) for key in keys)))
         complete_base = {k: v for k, v in model.items() if k != "sweep"}
         settable: list[str] = []
@@ -502,6 +535,12 @@ def derive_models(config: dict, written: dict, schema_path: str | os.PathLike = 
             raise ConfigError(
                 f"config key models.{base}.sweep: {shown} gives the model name {name!r}, "
                 "which is not a name of letters, digits and underscores"
+            )
+        if len(name) > MAX_DERIVED_NAME:
+            raise ConfigError(
+                f"config key models.{base}.sweep: {shown} gives the model name {_brief(name, 200)} of "
+                f"{len(name)} characters; a model name may have at most {MAX_DERIVED_NAME} (it names "
+                "the run's folder): shorten the base's name or sweep fewer keys"
             )
         if name in taken:
             raise ConfigError(
@@ -575,6 +614,12 @@ def _override(exp, where, names, models, origin, parent, taken, model_schema, sc
             out.append(name)  # nothing changes: the same model, under its name
             continue
         derived = override_name(name, exp["name"])
+        if len(derived) > MAX_DERIVED_NAME:
+            raise ConfigError(
+                f"config key {where}.model_overrides: model {name!r} with these overrides would be named "
+                f"{_brief(derived, 200)}, {len(derived)} characters; a model name may have at most "
+                f"{MAX_DERIVED_NAME} (it names the run's folder): shorten the model's or the experiment's name"
+            )
         if derived not in plan:
             if derived in taken:
                 raise ConfigError(
@@ -728,3 +773,74 @@ def check_claims(config: dict, schema_path=SCHEMA_PATH, claims_path: str | os.Pa
             f"claims under new ids but not change the default ones"
         )
     _check_claim_shapes(claims)
+
+
+# -- the conditions library under the shipped claims ----------------------------------------------
+# The shipped claims name library conditions and modifiers (config/conditions.yaml). The Snakefile
+# merges a study over the library key by key, so a study could move C1's sqr2tx to another corner
+# and C1 would still report on "sqr2tx". What a shipped claim names must stay the library's.
+
+
+@functools.lru_cache(maxsize=4)
+def _library(conditions_path: str, schema_path: str, mtime_ns: int) -> dict:
+    loaded = load_config_file(conditions_path) or {}
+    study = _minimal_study({"model": {"task": "unsupervised"}}, {})
+    study["conditions"] = copy.deepcopy(loaded.get("conditions") or {})
+    study["modifiers"] = copy.deepcopy(loaded.get("modifiers") or {})
+    try:
+        _schema_check(study, schema_path)
+    except ConfigError as err:
+        raise ConfigError(f"config file {conditions_path}: {err}") from None
+    return {"conditions": study["conditions"], "modifiers": study["modifiers"]}
+
+
+def _claimed_names(claims: dict, library: dict) -> dict[tuple[str, str, str], str]:
+    """(section, dataset, name) -> the first shipped claim naming that condition or modifier (a
+    condition of a run, its versus or control, and an iid condition's `like`)."""
+    named: dict[tuple[str, str, str], str] = {}
+    for cid, claim in claims.items():
+        for check in claim["checks"]:
+            for run in check["runs"]:
+                dataset = run["dataset"]
+                for field in ("condition", "versus", "control"):
+                    if field not in run:
+                        continue
+                    base, *mods = run[field].split("+")
+                    like = library["conditions"].get(dataset, {}).get(base, {}).get("like")
+                    for name in filter(None, (base, like)):
+                        named.setdefault(("conditions", dataset, name), cid)
+                    for mod in mods:
+                        named.setdefault(("modifiers", dataset, mod), cid)
+    return named
+
+
+def check_claimed_library(
+    config: dict,
+    schema_path=SCHEMA_PATH,
+    claims_path: str | os.PathLike = CLAIMS_PATH,
+    conditions_path: str | os.PathLike = CONDITIONS_PATH,
+) -> None:
+    """Refuse a study that redefines a library condition or modifier a shipped claim it carries
+    names (a description may change: it changes no image)."""
+    shipped = default_claims(claims_path, schema_path)
+    carried = {cid: shipped[cid] for cid in config.get("claims") or {} if cid in shipped}
+    if not carried:
+        return
+    path = Path(conditions_path)
+    library = _library(str(path), str(schema_path), path.stat().st_mtime_ns)
+    source = f"{path.parent.name}/{path.name}"
+    for (section, dataset, name), cid in _claimed_names(carried, library).items():
+        given = config.get(section, {}).get(dataset, {}).get(name, _ABSENT)
+        own = library[section].get(dataset, {}).get(name, _ABSENT)
+        if given is _ABSENT or own is _ABSENT:
+            continue  # not defined: the study names it, or a claim check refuses it
+        if section == "conditions":
+            given = {k: v for k, v in given.items() if k != "description"}
+            own = {k: v for k, v in own.items() if k != "description"}
+        found = _differences(given, own, [section, dataset, name])
+        if found:
+            key = found[0][0][: 4 if section == "conditions" else 3]
+            raise ConfigError(
+                f"config key {_key(key)}: differs from the library's {section[:-1]} {name!r} ({source}), "
+                f"which shipped claim {cid} names; define yours under a new name (a copy may change anything)"
+            )

@@ -16,12 +16,18 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from compgen.conditions import IID_FAMILY, Condition, ConditionError, split_masks
+from compgen.claims import TRAINING_MEASURES
+from compgen.config import override_name
+from compgen.conditions import IID_FAMILY, NONE_FAMILY, Condition, ConditionError, split_masks
 from compgen.datasets import REGISTRY, dataset_grid
 from compgen.datasets.official import resolve_source
 from compgen.datasets.store import DatasetError
 from compgen.grid import Grid
 from compgen.tasks import get_task
+
+
+# A condition with its modifiers ("cond+mod+...") names a folder; its parts are names of at most 64.
+MAX_CONDITION_NAME = 200
 
 
 class StudyError(ValueError):
@@ -77,6 +83,7 @@ class Study:
         # Rules look runs up for every job (params, resources): keep that O(1) for large studies.
         self._runs_by_id = {run.run_id: run for run in self.runs}
         self.groups: dict[str, Group] = self._build_groups()
+        self._check_claims()
 
     # -- datasets -------------------------------------------------------------------------
     def _check_datasets(self) -> None:
@@ -103,21 +110,10 @@ class Study:
         key = (dataset, name)
         if key in self.conditions:
             return self.conditions[key]
+        spec = self.condition_spec(dataset, name, where)
         base, *mods = name.split("+")
         declared = self.config["conditions"].get(dataset, {})
-        if base not in declared:
-            raise StudyError(
-                f"config key {where or 'conditions'}: unknown condition {base!r} for dataset {dataset!r}; "
-                f"allowed: {', '.join(sorted(declared)) or '(none declared)'}"
-            )
         modifiers = self.config.get("modifiers", {}).get(dataset, {})
-        for mod in mods:
-            if mod not in modifiers:
-                raise StudyError(
-                    f"config key {where or 'conditions'}: unknown modifier {mod!r} for dataset {dataset!r}; "
-                    f"allowed: {', '.join(sorted(modifiers)) or '(none declared)'}"
-                )
-        spec = declared[base]
         mod_filters = tuple((m, tuple(modifiers[m])) for m in mods)
         like = None
         if spec["family"] == IID_FAMILY and "like" in spec:
@@ -138,6 +134,31 @@ class Study:
             raise StudyError(f"config key conditions.{dataset}.{base}: {err}") from None
         self.conditions[key] = cond
         return cond
+
+    def condition_spec(self, dataset: str, name: str, where: str = "") -> dict:
+        """The declaration (conditions.<dataset>.<base>) of condition `name` ("cond+modifier+..."),
+        its base and modifiers checked to exist; no grid needed."""
+        where = where or "conditions"
+        if len(name) > MAX_CONDITION_NAME:
+            raise StudyError(
+                f"config key {where}: condition {name[:60]!r}... has {len(name)} characters; at most "
+                f"{MAX_CONDITION_NAME} (it names the run's folder): use fewer or shorter modifiers"
+            )
+        base, *mods = name.split("+")
+        declared = self.config["conditions"].get(dataset, {})
+        if base not in declared:
+            raise StudyError(
+                f"config key {where}: unknown condition {base!r} for dataset {dataset!r}; "
+                f"allowed: {', '.join(sorted(declared)) or '(none declared)'}"
+            )
+        modifiers = self.config.get("modifiers", {}).get(dataset, {})
+        for mod in mods:
+            if mod not in modifiers:
+                raise StudyError(
+                    f"config key {where}: unknown modifier {mod!r} for dataset {dataset!r}; "
+                    f"allowed: {', '.join(sorted(modifiers)) or '(none declared)'}"
+                )
+        return declared[base]
 
     def _declared(
         self, dataset: str, name: str, base: str, spec: dict, mod_filters, like: Condition | None = None
@@ -162,6 +183,40 @@ class Study:
             fraction=spec.get("fraction"),
             seed=spec.get("seed", 0),
         )
+
+    # -- claims ---------------------------------------------------------------------------
+    def _check_claims(self) -> None:
+        """What a claim names exists (a claim may name a dataset or condition the study does not
+        run: its rows read `not run`), and a held-out measure is not asked of a condition that
+        holds nothing out."""
+        for cid, claim in (self.config.get("claims") or {}).items():
+            where = f"claims.{cid}"
+            models = self.config["models"]
+            for j, name in enumerate(claim.get("models", ())):
+                if name not in models:
+                    raise StudyError(
+                        f"config key {where}.models[{j}]: unknown model {name!r}; allowed: {', '.join(models)}"
+                    )
+            measure = claim["measure"]
+            for i, check in enumerate(claim["checks"]):
+                for j, target in enumerate(check["runs"]):
+                    at, dataset = f"{where}.checks[{i}].runs[{j}]", target["dataset"]
+                    if dataset not in REGISTRY:
+                        raise StudyError(
+                            f"config key {at}.dataset: unknown dataset {dataset!r}; "
+                            f"allowed: {', '.join(sorted(REGISTRY))}"
+                        )
+                    for field in ("condition", "versus", "control"):
+                        if field not in target:
+                            continue
+                        spec = self.condition_spec(dataset, target[field], f"{at}.{field}")
+                        if spec["family"] == NONE_FAMILY and measure not in TRAINING_MEASURES:
+                            raise StudyError(
+                                f"config key {at}.{field}: {target[field]!r} holds nothing out (family "
+                                f"none), so measure {measure!r} (of held-out images) has no value there; "
+                                "name a condition with a held-out set, or measure training images "
+                                f"({', '.join(TRAINING_MEASURES)})"
+                            )
 
     # -- runs -----------------------------------------------------------------------------
     def _build_runs(self) -> list[Run]:
@@ -225,12 +280,31 @@ class Study:
         model = run.spec["model"]
         if model["task"] != "retrain":
             return run
-        base_id = f"{run.dataset}/{run.condition}/{model['base']}/seed{run.seed}"
+        models, name = self.config["models"], model["base"]
+        declared, suffix = run.model, f"_{run.experiment}"
+        if declared.endswith(suffix) and declared.removesuffix(suffix) in models:
+            declared = declared.removesuffix(suffix)  # the retrain as the config declares it
+        key = f"config key models.{declared}.base"
+        if name not in models:
+            backbones = [n for n, m in models.items() if m["task"] in ("composition", "unsupervised")]
+            raise StudyError(
+                f"{key}: {name!r} is not a model of this study; a retrain names the model whose run it "
+                f"takes over, one of: {', '.join(backbones) or '(none: declare a composition or unsupervised model)'}"
+            )
+        base_id = f"{run.dataset}/{run.condition}/{name}/seed{run.seed}"
         base = runs.get(base_id)
+        renamed = override_name(name, run.experiment)
+        if base is None and f"{run.dataset}/{run.condition}/{renamed}/seed{run.seed}" in runs:
+            raise StudyError(
+                f"{key}: no run {base_id} to retrain: experiment {run.experiment!r} runs {name!r} as "
+                f"{renamed!r}, because its model_overrides change it; a retrain takes over its base as "
+                f"named, so run {name!r} unchanged on {run.dataset}/{run.condition} with seed {run.seed} "
+                "too, or move the retrain to an experiment without model_overrides"
+            )
         if base is None:
             raise StudyError(
-                f"config key models.{run.model}.base: no run {base_id} to retrain in this study; "
-                f"train {model['base']!r} on {run.dataset}/{run.condition} with seed {run.seed} too"
+                f"{key}: no run {base_id} to retrain in this study; "
+                f"train {name!r} on {run.dataset}/{run.condition} with seed {run.seed} too"
             )
         if base.spec["model"]["task"] not in ("composition", "unsupervised"):
             raise StudyError(

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from compgen.atomic import atomic_path
-from compgen.datasets.blank import PER_VALUE, BlankCheck
+from compgen.datasets.blank import MAX_BLANK_SHARE, PER_VALUE, BlankCheck
 from compgen.grid import Grid
 
 LAYOUT_VERSION = 1
@@ -76,6 +76,11 @@ def _write(path, grid, render, provenance, batch, progress, origin) -> None:
                 raise DatasetError(
                     f"{origin}: every sampled image with {value} is blank (all pixels equal; up to "
                     f"{PER_VALUE} checked per value): the images of that value are missing or damaged"
+                )
+            if (share := blank.blank_across()) is not None:
+                raise DatasetError(
+                    f"{origin}: {share[0]:,} of {share[1]:,} images sampled across the file are blank "
+                    f"(all pixels equal; at most {MAX_BLANK_SHARE:.0%} may be): the file is damaged"
                 )
             _write_attrs(f, grid, provenance)
 

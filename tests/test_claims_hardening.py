@@ -13,7 +13,7 @@ import yaml
 from compgen.config import CLAIMS_PATH, ConfigError
 from compgen.config import validate_config as validate_study
 from compgen.study import Study, StudyError
-from conftest import ROOT, merged
+from conftest import ROOT, merged, run_snakemake
 
 SHIPPED = yaml.safe_load(CLAIMS_PATH.read_text())["claims"]
 LIBRARY = yaml.safe_load((ROOT / "config/conditions.yaml").read_text())
@@ -250,3 +250,17 @@ def test_the_sweep_cap_can_be_raised():
     config = demo({"models": {"big": sweep}, "limits": {"sweep_models": 300}})
     config["experiments"][0]["models"] = ["big"]
     assert len(validate_study(config)["experiments"][0]["models"]) == 300
+
+
+@pytest.mark.workflow
+def test_snakemake_refuses_a_claim_on_an_unknown_condition_before_any_job(tmp_path):
+    study = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    study["claims"] = {"X1": claim([{"dataset": "dsprites", "condition": "sqr2txx"}])}
+    (tmp_path / "typo.yaml").write_text(yaml.safe_dump(study))
+    done = run_snakemake(tmp_path, "-n", "--configfile", str(tmp_path / "typo.yaml"), timeout=300)
+    assert done.returncode != 0
+    assert (
+        "config key claims.X1.checks[0].runs[0].condition: unknown condition 'sqr2txx' for dataset 'dsprites'"
+        in done.stdout + done.stderr
+    )
+    assert not (tmp_path / "results").exists()

@@ -11,7 +11,9 @@
 #    add memory), unless given as the first argument.
 # 2. The study: snakemake with --resources gpu=<slots>, resources.jobs_per_gpu=<slots>.
 # 3. results/summary/claims.md, and each run's stop (run.json) for the closing note.
-# The datasets, splits and their figures are made (snakemake --until, on the CPUs) while step 1 runs.
+# The datasets and splits are made (snakemake --until make_split, on the CPUs) while step 1 runs.
+# (Not their figures too: `--until make_split split_figure` stops with Snakemake's "BUG: Out of
+# jobs ready to be started" before any split_figure job, 9.27.1.)
 # Environment: PYTHON (default .venv/bin/python), SNAKEMAKE (default: beside PYTHON), STEPS,
 # PACK_COUNTS (the process counts step 1 tries, default "1 2 4 6 8"), SKIP_PACKING=1 to go
 # straight to 2.
@@ -26,7 +28,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 
 # Datasets and splits need no GPU: made in the background while the packing runs.
 "$SNAKEMAKE" --cores "$(nproc)" --configfile config/paper_check_gpu.yaml \
-    --until make_split dataset_preview split_figure --rerun-incomplete --quiet rules &
+    --until make_split --rerun-incomplete --quiet rules &
 prepare=$!
 
 slots="${1:-}"

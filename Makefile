@@ -19,23 +19,24 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# `compgen run` is snakemake with every config file read strictly first (README, Security notes).
 demo: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
-	$(BIN)/snakemake --cores 1 --configfile config/demo.yaml --report results/report.html
+	$(BIN)/compgen run --cores $(CORES) --configfile config/demo.yaml
+	$(BIN)/compgen run --cores 1 --configfile config/demo.yaml --report results/report.html
 
 # The smallest study that reaches a verdict on the NeurIPS claims C1-C5 (config/paper_check.yaml,
 # about 2 hours on 2 CPU cores); its report opens with the claims table (results/summary/claims.md).
 paper-check: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --resources mem_mb=20000 --configfile config/paper_check.yaml
-	$(BIN)/snakemake --cores 1 --configfile config/paper_check.yaml --report results/report.html
+	$(BIN)/compgen run --cores $(CORES) --resources mem_mb=20000 --configfile config/paper_check.yaml
+	$(BIN)/compgen run --cores 1 --configfile config/paper_check.yaml --report results/report.html
 
 # Python by ruff (lint and format), rules by snakefmt, the workflow by snakemake's linter (demo and default study).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/snakefmt --check Snakefile rules/
-	$(BIN)/snakemake --lint --configfile config/demo.yaml
-	$(BIN)/snakemake --lint
+	$(BIN)/compgen run --lint --configfile config/demo.yaml
+	$(BIN)/compgen run --lint
 
 test: lint
 	$(BIN)/python -m pytest -q

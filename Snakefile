@@ -17,7 +17,7 @@ from compgen.config import ConfigError, check_config_files, validate_config  # n
 
 # The library of SPEC §3 conditions is always the base; a study config is merged on top of it.
 configfile: os.path.join(workflow.basedir, "config/conditions.yaml")
-# The papers' claims (C1-C6), loaded the same way: a study config may add claims, not change these.
+# The papers' claims (C1-C11), loaded the same way: a study config may add claims, not change these.
 configfile: os.path.join(workflow.basedir, "config/claims.yaml")
 
 

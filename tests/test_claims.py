@@ -430,15 +430,18 @@ def test_the_claims_table_is_deterministic(tmp_path):
 
 
 def test_schema_enumerations_are_the_registries():
-    assert sorted(CLAIM_SCHEMA["properties"]["measure"]["enum"]) == sorted(MEASURES)
-    assert sorted(CLAIM_SCHEMA["properties"]["task"]["enum"]) == sorted(TASKS)
+    assert sorted(SCHEMA["$defs"]["measure"]["enum"]) == sorted(MEASURES)
+    one, several = CLAIM_SCHEMA["properties"]["task"]["oneOf"]
+    assert sorted(one["enum"]) == sorted(several["items"]["enum"]) == sorted(TASKS)
+    task_ratio = CLAIM_SCHEMA["properties"]["checks"]["items"]["properties"]["task_ratio"]
+    assert sorted(task_ratio["properties"]["task"]["enum"]) == sorted(TASKS)
     fit_tasks = CLAIM_SCHEMA["properties"]["fit"]["properties"]["tasks"]["propertyNames"]["enum"]
     assert sorted(fit_tasks) == sorted(TASKS)
 
 
 def test_the_shipped_claims_are_the_papers_findings():
     claims = default_claims()
-    assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7"]
+    assert list(claims) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9", "C10", "C11"]
     assert all(c["fit"] == DEFAULT_FIT for c in claims.values())
     failure = [("dsprites", "sqr2tx"), ("shapes3d", "shape2ohue"), ("mpi3d", "cyl2vx+four_shapes+fix_hx")]
     success = [("shapes3d", "fhue2whue"), ("mpi3d", "cyl2bkg+four_shapes+fix_hx")]
@@ -542,9 +545,9 @@ def test_a_study_cannot_change_a_shipped_claim(change, key):
 
 def test_a_study_may_repeat_a_shipped_claim_and_add_its_own():
     own = _claim({"ge": 3}, [{"dataset": "dsprites", "condition": "sqr2tx"}])
-    config = validate_study(_study_with_claims({"C1": copy.deepcopy(SHIPPED["C1"]), "C8": own}))
-    assert list(config["claims"]) == ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8"]
-    assert config["claims"]["C8"]["fit"] == DEFAULT_FIT
+    config = validate_study(_study_with_claims({"C1": copy.deepcopy(SHIPPED["C1"]), "S1": own}))
+    assert list(config["claims"]) == [*SHIPPED, "S1"]
+    assert config["claims"]["S1"]["fit"] == DEFAULT_FIT
 
 
 @pytest.mark.parametrize(
@@ -569,9 +572,9 @@ def test_malformed_claims_are_refused(claim, message):
 
 def test_each_claim_says_which_config_it_came_from(tmp_path):
     study = tmp_path / "study.yaml"
-    study.write_text(yaml.safe_dump({"claims": {"C8": {}, "C1": {}}}))
-    sources = claim_sources({"C1": {}, "C8": {}}, [study, ROOT / "config/conditions.yaml", CLAIMS_PATH], ROOT)
-    assert sources == {"C1": "config/claims.yaml", "C8": str(study)}
+    study.write_text(yaml.safe_dump({"claims": {"S1": {}, "C1": {}}}))
+    sources = claim_sources({"C1": {}, "S1": {}}, [study, ROOT / "config/conditions.yaml", CLAIMS_PATH], ROOT)
+    assert sources == {"C1": "config/claims.yaml", "S1": str(study)}
 
 
 # -- the workflow -------------------------------------------------------------------------------

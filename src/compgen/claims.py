@@ -1,12 +1,15 @@
 """The papers' claims, checked by the pipeline: one row per claim, run target and model.
 
-A claim (config `claims`; the defaults C1-C7 in config/claims.yaml, which a study config may extend
+A claim (config `claims`; the defaults C1-C11 in config/claims.yaml, which a study config may extend
 but not change: compgen.config.check_claims) names the runs it applies to (a task or models; per
 check, datasets and conditions), a measure (MEASURES: a score in each run's scores.json) and, per
 check, up to two criteria that must all hold:
 
 - `criterion`: ge, gt, le or lt with a number, or with `versus`, the same measure of the same
   model on another condition of the same dataset (C3, C4, C7);
+- `task_ratio`: ge, gt, le or lt with a number r and a task: the measure against r times its mean
+  over that task's runs on the same target (C8: the VAEs' NLL difference against the ground-truth
+  decoders'); that task's models get no rows in the check;
 - `control_ratio`: ge, gt, le or lt with a number r: the measure is compared with r times its value
   on the run target's `control` condition (same dataset, same model; an `iid` split of the same
   size, whose held-out images are unseen images of *trained* combinations). A gap above 1 comes
@@ -34,6 +37,10 @@ Each row of the table:
   (all shown, never guessed); else `holds` or `does not hold`, by the criteria on the means over
   seeds.
 
+A claim with `correlation` (C11) instead has one row per run target across its models: Spearman's
+rho of the measure against another score (per model, means over seeds), `holds` unless it is
+significant (one-sided p < alpha) in the direction the claim denies.
+
 Light to import (no torch): the workflow plans the claims rule with it.
 """
 
@@ -59,6 +66,10 @@ MEASURES = {
     "over triplets of training combinations)",
     "excess_delta": "recon_excess_test - recon_excess_train (single images)",
     "excess_delta_composed": "the same difference on composed targets",
+    "recon_train": "reconstruction loss (the negative log-likelihood, nats per image), training images",
+    "recon_test": "reconstruction loss (the negative log-likelihood, nats per image), held-out images",
+    "nll_ratio": "recon_test / recon_train: the ICLR paper's measure on dSprites (raw NLLs, no floor)",
+    "nll_delta": "recon_test - recon_train: the ICLR paper's measure on 3DShapes, whose NLL sits on a floor",
     "recon_excess_train": "reconstruction loss less its floor, training images",
     "recon_excess_test": "reconstruction loss less its floor, held-out images",
     "latent_error_test": "distance of encoded held-out images from the latent oracle's prediction, "
@@ -71,7 +82,12 @@ MEASURES = {
     "r2_test_mean": "mean readout R² of the scored factors, held-out images",
 }
 # Measures of training images alone: the only ones an all-data reference (family none) has.
-TRAINING_MEASURES = ("recon_excess_train", "r2_train_main", "r2_train_mean")
+TRAINING_MEASURES = ("recon_train", "recon_excess_train", "r2_train_main", "r2_train_mean")
+# Measures computed here from a run's scores (kept out of scores.json: they follow from it).
+DERIVED = {
+    "nll_ratio": lambda s: s["recon_test"] / s["recon_train"] if s["recon_train"] else math.nan,
+    "nll_delta": lambda s: s["recon_test"] - s["recon_train"],
+}
 # Shown beside a measure that is a ratio of excesses.
 DELTA_OF = {"gap": "excess_delta", "gap_composed": "excess_delta_composed"}
 CRITERIA = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
@@ -121,6 +137,9 @@ class RunRecord:
     scores: Mapping | None = None
 
     def score(self, key: str) -> float:
+        if key in DERIVED:
+            parts = {k: self.score(k) for k in ("recon_train", "recon_test")}
+            return DERIVED[key](parts)
         return _number((self.scores or {}).get(key))
 
     def factor_fit(self, factors: Iterable[str]) -> dict[str, float]:
@@ -169,6 +188,12 @@ class RowKey:
     control: str | None = None
 
 
+def claim_tasks(claim: Mapping) -> list[str]:
+    """The tasks whose runs a claim applies to (`task`: one name or a list; none with `models`)."""
+    task = claim.get("task", [])
+    return [task] if isinstance(task, str) else list(task)
+
+
 def plan_rows(claims: Mapping, runs: Iterable[RunRecord]) -> list[RowKey]:
     """The table's rows, in the claims' order: per check and run target, one row per model the
     claim applies to (a claim naming models: each of them, run or not; a claim naming a task: each
@@ -179,13 +204,16 @@ def plan_rows(claims: Mapping, runs: Iterable[RunRecord]) -> list[RowKey]:
         for i, check in enumerate(claim["checks"]):
             for target in check["runs"]:
                 dataset, condition = target["dataset"], target["condition"]
-                if "models" in claim:
+                if "correlation" in claim:
+                    models = [None]  # one row across the models
+                elif "models" in claim:
                     models = list(claim["models"])
                 else:
+                    tasks = set(claim_tasks(claim)) - {check.get("task_ratio", {}).get("task")}
                     here = (
                         r.model
                         for r in runs
-                        if (r.dataset, r.condition, r.task) == (dataset, condition, claim["task"])
+                        if (r.dataset, r.condition) == (dataset, condition) and r.task in tasks
                     )
                     models = list(dict.fromkeys(here)) or [None]
                 rows += [
@@ -284,9 +312,59 @@ def _convergence(runs: list[RunRecord], plateau: int) -> tuple[str, str]:
     return "; ".join(parts), "; ".join(learning)
 
 
-def _row(key: RowKey, claim: Mapping, by_run: Mapping, source: str, groups: Mapping) -> dict:
-    measure = claim["measure"]
+def _correlation_row(row: dict, key: RowKey, claim: Mapping, by_task: Mapping) -> dict:
+    """One row across the models run on the target: the rank correlation of the measure with
+    another score (means over seeds per model), and whether it is significant in the direction the
+    claim denies."""
+    spec, measure = claim["correlation"], claim["measure"]
+    runs = [
+        r
+        for task in claim_tasks(claim)
+        for r in by_task.get((key.dataset, key.condition, task), [])
+        if "models" not in claim or r.model in claim["models"]
+    ]
+    by_model: dict[str, list[RunRecord]] = {}
+    for r in runs:
+        by_model.setdefault(r.model, []).append(r)
+    side = {"less": "negative", "greater": "positive"}[spec["significant"]]
+    row["criterion"] = (
+        f"Spearman ρ of {measure} against {spec['with']} across models, not significantly {side} "
+        f"(one-sided p ≥ {spec['alpha']:g}; at least {spec['min_models']} models)"
+    )
+    if not runs:
+        row.update(verdict=NOT_RUN, note=f"no runs on {key.dataset}/{key.condition}")
+        return row
+    points = {m: (_mean(rs, spec["with"]), _mean(rs, measure)) for m, rs in by_model.items()}
+    usable = {m: xy for m, xy in points.items() if all(math.isfinite(v) for v in xy)}
+    row.update(
+        per_seed="; ".join(f"{m}: {spec['with']} {fmt(x)}, {measure} {fmt(y)}" for m, (x, y) in points.items()),
+        n_seeds=len(runs),
+    )
+    row["convergence"], learning = _convergence(runs, int(claim["fit"]["plateau"]))
+    if claim["fit"]["converged"] and learning:
+        row.update(verdict=INCONCLUSIVE, note=f"still learning: {learning}")
+        return row
+    if len(usable) < spec["min_models"]:
+        row.update(
+            verdict=INCONCLUSIVE,
+            note=f"{len(usable)} models with both values; the correlation needs {spec['min_models']}",
+        )
+        return row
+    from scipy.stats import spearmanr  # only here: the claims module stays light to import
+
+    xs, ys = zip(*usable.values(), strict=True)
+    rho, p = spearmanr(xs, ys, alternative=spec["significant"])
+    row.update(value=f"ρ = {fmt(float(rho))} (p = {fmt(float(p))}, {len(usable)} models)", mean=float(rho))
+    if not math.isfinite(p):
+        row.update(verdict=INCONCLUSIVE, note="the correlation is not a number (a constant score)")
+    else:
+        row["verdict"] = HOLDS if p >= spec["alpha"] else FAILS
+    return row
+
+
+def _row(key: RowKey, claim: Mapping, by_run: Mapping, by_task: Mapping, source: str, groups: Mapping) -> dict:
     check = claim["checks"][key.check]
+    measure = check.get("measure", claim["measure"])
     row = dict.fromkeys(COLUMNS, "")
     row.update(
         claim=key.claim,
@@ -294,11 +372,13 @@ def _row(key: RowKey, claim: Mapping, by_run: Mapping, source: str, groups: Mapp
         wording=claim["wording"],
         dataset=key.dataset,
         condition=key.condition,
-        model=key.model if key.model is not None else f"(any {claim['task']} model)",
+        model=key.model if key.model is not None else f"(any {' or '.join(claim_tasks(claim))} model)",
         measure=measure,
         config=source,
         n_seeds=0,
     )
+    if "correlation" in claim:
+        return _correlation_row(row, key, claim, by_task)
     runs = sorted(by_run.get((key.dataset, key.condition, key.model), []), key=lambda r: r.seed)
     reference = sorted(by_run.get((key.dataset, key.versus, key.model), []), key=lambda r: r.seed)
     controls = sorted(by_run.get((key.dataset, key.control, key.model), []), key=lambda r: r.seed)
@@ -322,6 +402,18 @@ def _row(key: RowKey, claim: Mapping, by_run: Mapping, source: str, groups: Mapp
              float(ratio) * control)
         )  # fmt: skip
         row["control"] = f"{key.control}: {shown}"
+    peers: list[RunRecord] = []  # the runs of task_ratio's task on the target
+    if "task_ratio" in check:
+        spec = dict(check["task_ratio"])
+        peer_task = spec.pop("task")
+        ((op, ratio),) = spec.items()
+        peers = sorted(by_task.get((key.dataset, key.condition, peer_task), []), key=lambda r: (r.model, r.seed))
+        peer = _mean(peers, measure) if peers else math.nan
+        shown = fmt(peer) if peers else NOT_RUN
+        tests.append(
+            (f"{measure} {CRITERIA[op]} {fmt(float(ratio))} × the {peer_task} runs' value: {shown}", op,
+             float(ratio) * peer)
+        )  # fmt: skip
     row["criterion"] = " and ".join(text for text, _, _ in tests)
     if not runs or (key.versus and not reference):
         missing = key.condition if not runs else key.versus
@@ -357,13 +449,15 @@ def _row(key: RowKey, claim: Mapping, by_run: Mapping, source: str, groups: Mapp
             fit_ok = fit_ok and ok
             texts.append(f"on {name}: {text}" if name else text)
         row["training_fit"] = f"fit {'; '.join(texts)}; needs ≥ {threshold:g} for each"
-    all_runs = [r for _, group in involved for r in group]
+    all_runs = [r for _, group in involved for r in group] + peers
     row["convergence"], learning = _convergence(all_runs, int(fit_cfg["plateau"]))
     done = not (fit_cfg["converged"] and learning)
 
     value_ok = math.isfinite(mean) and all(math.isfinite(t) for _, _, t in tests)
     if key.control and not controls:
         row.update(verdict=INCONCLUSIVE, note="no control run")
+    elif "task_ratio" in check and not peers:
+        row.update(verdict=INCONCLUSIVE, note=f"no {check['task_ratio']['task']} run to compare with")
     elif not fit_ok:
         row.update(verdict=INCONCLUSIVE, note=f"training fit below {threshold:g}")
     elif not done:
@@ -387,11 +481,13 @@ def claim_rows(
     (dataset, condition, model)."""
     records = list(records)
     by_run: dict[tuple, list[RunRecord]] = {}
+    by_task: dict[tuple, list[RunRecord]] = {}
     for r in records:
         by_run.setdefault((r.dataset, r.condition, r.model), []).append(r)
+        by_task.setdefault((r.dataset, r.condition, r.task), []).append(r)
     sources, groups = sources or {}, groups or {}
     return [
-        _row(key, claims[key.claim], by_run, sources.get(key.claim, ""), groups)
+        _row(key, claims[key.claim], by_run, by_task, sources.get(key.claim, ""), groups)
         for key in plan_rows(claims, records)
     ]
 

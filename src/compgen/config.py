@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-# The default claims (C1-C6), loaded by the Snakefile before the study config; see check_claims.
+# The default claims (C1-C11), loaded by the Snakefile before the study config; see check_claims.
 CLAIMS_PATH = Path(__file__).resolve().parents[2] / "config" / "claims.yaml"
 # The conditions library, loaded by the Snakefile first; see check_claimed_library.
 CONDITIONS_PATH = Path(__file__).resolve().parents[2] / "config" / "conditions.yaml"
@@ -652,7 +652,7 @@ def _override(exp, where, names, models, origin, parent, taken, model_schema, sc
 
 
 # -- claims -----------------------------------------------------------------------------------
-# config/claims.yaml holds the papers' claims (C1-C6); the Snakefile loads it before the study
+# config/claims.yaml holds the papers' claims (C1-C11); the Snakefile loads it before the study
 # config, which may add claims under new ids. Once the schema has filled in defaults, a default
 # claim in the merged config must equal the one shipped: a study cannot loosen a threshold, drop a
 # run or swap the measure it is checked by without a new id that says so.
@@ -687,8 +687,26 @@ def _check_claim_shapes(claims: dict) -> None:
                 f"config key {where}: give task or models (the runs the claim applies to), exactly one"
             )
         for i, check in enumerate(claim["checks"]):
-            if "criterion" not in check and "control_ratio" not in check:
-                raise ConfigError(f"config key {where}.checks[{i}]: give criterion, control_ratio or both")
+            judged = [k for k in ("criterion", "control_ratio", "task_ratio") if k in check]
+            if "correlation" in claim:
+                if judged:
+                    raise ConfigError(
+                        f"config key {where}.checks[{i}].{judged[0]}: applies only without {where}.correlation "
+                        "(a correlation claim's checks give runs only)"
+                    )
+                for j, run in enumerate(check["runs"]):
+                    extra = [k for k in ("versus", "control") if k in run]
+                    if extra:
+                        raise ConfigError(
+                            f"config key {where}.checks[{i}].runs[{j}].{extra[0]}: applies only without "
+                            f"{where}.correlation"
+                        )
+                continue
+            if not judged:
+                raise ConfigError(
+                    f"config key {where}.checks[{i}]: give criterion, control_ratio or task_ratio "
+                    "(one or more; all must hold)"
+                )
             ((op, bound),) = check.get("criterion", {"ge": 0}).items()
             versus = bound == "versus"
             for j, run in enumerate(check["runs"]):

@@ -197,8 +197,8 @@ class Study:
                     raise StudyError(
                         f"config key {where}.models[{j}]: unknown model {name!r}; allowed: {', '.join(models)}"
                     )
-            measure = claim["measure"]
             for i, check in enumerate(claim["checks"]):
+                measure = check.get("measure", claim["measure"])
                 for j, target in enumerate(check["runs"]):
                     at, dataset = f"{where}.checks[{i}].runs[{j}]", target["dataset"]
                     if dataset not in REGISTRY:

@@ -36,7 +36,7 @@ def claim_targets(datasets=None) -> set[tuple]:
     references and controls."""
     targets = set()
     for cid, claim in default_claims().items():
-        if cid == "C6":  # ICLR: config/iclr2021.yaml
+        if not claim["paper"].startswith("NeurIPS"):  # ICLR: config/iclr2021.yaml, iclr_check.yaml
             continue
         for check in claim["checks"]:
             for run in check["runs"]:
@@ -61,6 +61,26 @@ def test_the_cpu_study_runs_every_3dshapes_claim_and_the_others_learning_curves(
     # dSprites and MPI3D: the failure and success conditions, for their learning curves.
     assert runs >= {("composition", d, c) for d, c in FAILURE | SUCCESS}
     assert {run.seed for run in study.runs} == {0}
+
+
+def test_the_iclr_check_runs_every_dsprites_run_of_c8_to_c10():
+    study = study_of("iclr_check")
+    runs = {(run.spec["model"]["task"], run.dataset, run.condition) for run in study.runs}
+    wanted = {
+        (task, run["dataset"], run["condition"])
+        for cid in ("C8", "C9", "C10")
+        for check in default_claims()[cid]["checks"]
+        for run in check["runs"]
+        if run["dataset"] == "dsprites"
+        for task in default_claims()[cid]["task"]
+    }
+    assert runs == wanted == {
+        (task, "dsprites", condition)
+        for task in ("unsupervised", "gt_decoder")
+        for condition in ("leave1out", "sqr2tx", "blank_side")
+    }
+    assert {run.seed for run in study.runs} == {0}
+    assert study.grid("dsprites").n == 737_280  # the full grid
 
 
 def test_gpu_runs_pack_onto_the_gpu():

@@ -457,6 +457,20 @@ def test_appendix_study_config():
         60,
     )
     assert spec("dsprites", "sqr2tx", "cascade")["training"]["epochs"] == 40
+    # run-alts.sh sets lr=0.0001 on the 3DShapes all-data and fhue2whue commands only; shape2ohue's
+    # keeps training.cascade's 3e-4, as do dSprites and MPI3D.
+    lrs = {
+        (d, c, m): spec(d, c, m)["training"]["lr"]
+        for d, c, m in [
+            ("dsprites", "none", "cascade"),
+            ("dsprites", "sqr2tx", "cascade"),
+            ("shapes3d", "none", "cascade4_cascade_shapes3d"),
+            ("shapes3d", "fhue2whue", "cascade4_cascade_shapes3d_fhue2whue"),
+            ("shapes3d", "shape2ohue", "cascade4"),
+            ("mpi3d", "cyl2hx+four_shapes+fix_hx", "cascade4"),
+        ]
+    }
+    assert list(lrs.values()) == [3.0e-4, 3.0e-4, 1.0e-4, 1.0e-4, 3.0e-4, 3.0e-4]
     lie = spec("shapes3d", "shape2ohue", "lievae400")
     assert (lie["model"]["subgroup_size"], lie["model"]["hessian_weight"]) == (400, 20)
     assert (lie["training"]["batch_size"], lie["training"]["rebalance"]) == (256, "shape")

@@ -72,10 +72,12 @@ def test_random_latents_get_no_readout_r2_on_a_constant_factor():
         assert mean_predictor["r2_test"][name] == pytest.approx(0.0, abs=1e-9), name
         assert mean_predictor["r2_train"][name] == pytest.approx(0.0, abs=1e-9), name
         assert abs(r2[name]) < 0.05, name
-    for key in ("dci_informativeness", "dci_paper_informativeness"):
+    for key in ("dci_informativeness", "dci_paper_informativeness", "dci_iclr_informativeness"):
         assert scores[key] < 0.1  # a constant factor would add an informativeness of 1
     assert np.isfinite(scores["mig"]) and np.isfinite(scores["dci_paper_disentanglement"])
-    assert np.asarray(fitted["importance"]).shape == (10, 6)
+    assert np.isfinite(scores["dci_iclr_disentanglement"]) and np.isfinite(scores["dci_iclr_completeness"])
+    for key in ("importance", "importance_paper", "importance_iclr"):
+        assert np.asarray(fitted[key]).shape == (10, 6), key
 
 
 def test_supervised_regression_r2_skips_the_constant_factor():
@@ -109,10 +111,14 @@ def test_a_perfect_code_is_complete_over_the_scored_factors():
     )
     assert scores["dci_completeness"] > 0.9 and scores["dci_paper_completeness"] > 0.9
     assert scores["dci_disentanglement"] > 0.9 and scores["dci_paper_disentanglement"] > 0.9
+    assert scores["dci_iclr_completeness"] > 0.9 and scores["dci_iclr_disentanglement"] > 0.9
     assert fitted["matching"] == list(range(6))  # latent k codes the k-th scored factor
 
     arrays = factor_arrays(grid, ["object_shape", "vertical_axis"], fitted)
-    assert arrays["importance"].shape == (10, 6)
+    for key in ("importance", "importance_paper", "importance_iclr"):
+        assert arrays[key].shape == (10, 6), key
+    # Each variant's matrix puts factor k's weight on latent k.
+    assert (arrays["importance_iclr"][:6].argmax(axis=0) == np.arange(6)).all()
     assert list(arrays["importance_factors"]) == scores["factors_scored"]
     shape, vertical = scored.index(grid.axis("object_shape")), scored.index(grid.axis("vertical_axis"))
     assert list(arrays["latent_axes"]) == [shape, vertical]

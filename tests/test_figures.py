@@ -146,3 +146,29 @@ def test_group_strip_titles_tell_a_regressor_from_an_all_data_reference():
         "Regressor: no reconstructions (the model renders no images)",
         "",
     )
+
+
+def test_hinton_run_figure_draws_the_chosen_dci_variant(tmp_path, monkeypatch):
+    """`analysis.dci` picks the importance matrix the per-run Hinton figure draws; analysis files
+    that predate the variants fall back to the standard matrix, labelled as such."""
+    from compgen.analysis import run_figures
+
+    arrays = {
+        "importance": np.full((3, 2), 1.0),
+        "importance_paper": np.full((3, 2), 2.0),
+        "importance_iclr": np.full((3, 2), 3.0),
+        "importance_factors": np.array(["a", "b"]),
+    }
+    np.savez(tmp_path / "analysis.npz", **arrays)
+    old = {k: v for k, v in arrays.items() if k in ("importance", "importance_factors")}
+    np.savez(tmp_path / "old.npz", **old)
+    drawn = []
+    monkeypatch.setattr(
+        run_figures.figures, "plot_hinton", lambda r, names, path, label="": drawn.append((r[0, 0], label))
+    )
+    for dci in ("standard", "neurips", "iclr"):
+        run_figures.draw_run_figure("hinton", tmp_path / "analysis.npz", None, tmp_path / "h.png", dci=dci)
+    run_figures.draw_run_figure("hinton", tmp_path / "old.npz", None, tmp_path / "h.png", dci="iclr")
+    assert drawn == [(1.0, "DCI"), (2.0, "NeurIPS code's DCI"), (3.0, "ICLR code's DCI"), (1.0, "DCI")]
+    with pytest.raises(ValueError, match="unknown DCI variant"):
+        run_figures.draw_run_figure("hinton", tmp_path / "analysis.npz", None, tmp_path / "h.png", dci="x")

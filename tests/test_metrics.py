@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LassoCV
 
+from compgen.analysis import metrics
 from compgen.analysis.metrics import (
     dci,
     dci_from_importance,
+    dci_iclr,
+    dci_iclr_from_importance,
     dci_paper,
     dci_paper_from_importance,
     match_latents,
@@ -192,8 +195,10 @@ def test_dci_paper_fit_is_the_originals_lasso_on_padded_targets():
     """The importance matrix is the original's `latent_variable_regression` (src/analysis/metrics.py
     lines 37-54): latents and factors z-scored with (x - mean) / (std + EPS) (lines 45-46), the
     factors padded with L - K standard-normal dummies (lines 48-49), one
-    LassoCV(cv=5, selection="random", alphas=[0.02]) per target (`init_model`, lines 61-65).
-    Here with the dummies and the coordinate order drawn from the seed, as dci_paper does."""
+    LassoCV(cv=5, selection="random", alphas=[0.02]) per target (`init_model`, lines 61-65) with
+    the analysis script's method_args {'precompute': False, 'max_iter': 10000}
+    (scripts/bin/analyse_models.sh). Here with the dummies and the coordinate order drawn from the
+    seed, as dci_paper does."""
     z, v = _mixed_code()
     eps, seed = 1e-12, 3
     rng = np.random.default_rng(seed)
@@ -203,7 +208,16 @@ def test_dci_paper_fit_is_the_originals_lasso_on_padded_targets():
     lasso_seed = int(rng.integers(2**31 - 1))
     original = np.stack(
         [
-            LassoCV(cv=5, selection="random", alphas=[0.02], random_state=lasso_seed).fit(x, y_k).coef_
+            LassoCV(
+                cv=5,
+                selection="random",
+                alphas=[0.02],
+                precompute=False,
+                max_iter=10000,
+                random_state=lasso_seed,
+            )
+            .fit(x, y_k)
+            .coef_
             for y_k in y.T
         ]
     )  # targets x latents, as the original holds it
@@ -237,3 +251,119 @@ def test_dci_paper_pads_to_the_larger_of_latents_and_factors():
     scores = dci_paper(z, values)
     assert np.asarray(scores["importance"]).shape == (2, 3)
     assert len(scores["completeness_per_factor"]) == 3 and scores["matching"].count(-1) == 1
+
+
+def _lasso_max_iters(monkeypatch) -> list[int]:
+    """Record the max_iter of every Lasso the metrics module builds."""
+    seen = []
+
+    class Recording(metrics.Lasso):
+        def fit(self, *args, **kwargs):
+            seen.append(self.max_iter)
+            return super().fit(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "Lasso", Recording)
+    return seen
+
+
+def test_lasso_iterations_are_the_originals(monkeypatch):
+    """NeurIPS: scripts/bin/analyse_models.sh passes analysis.method_args {'precompute': False,
+    'max_iter': 10000} to every composition run's LassoCV. ICLR: DCIMetrics is built without
+    regressor kwargs (src/analysis/metrics.py:84-91, scripts/analysis/disent.py:203), so sklearn's
+    default max_iter=1000."""
+    z, v = _mixed_code(120)
+    seen = _lasso_max_iters(monkeypatch)
+    dci_paper(z, v)
+    assert seen == [10000] * 3  # two factors and one dummy target
+    seen.clear()
+    dci_iclr(z, v)
+    assert seen == [1000] * 2
+
+
+# Latent 0 serves factor 0 mostly, latent 1 factor 1 only, latent 2 is dead.
+ICLR_IMPORTANCE = np.array([[3.0, 1.0], [0.0, 2.0], [0.0, 0.0]])
+
+
+def test_dci_iclr_by_hand_on_three_latents_and_two_factors():
+    """The ICLR code's D and C (github:mmrl/disent-and-gen, src/analysis/metrics.py), R_coeff
+    latents x factors:
+
+    `_disentanglement` (lines 118-136): per latent, p over the K = 2 factors, entropy in log base
+    K (`np.log(self.n_factors)`, line 129), weight = (row sum + EPS) / total (lines 124-125):
+      latent 0: p = (3/4, 1/4) -> d = 1 - H2(3/4) = (3/4) log2 3 - 1,  weight 4/6
+      latent 1: p = (0, 1)     -> d = 1,                            weight 2/6
+      latent 2: p = 0          -> d = 1,                            weight ~0
+    D = (4/6)((3/4) log2 3 - 1) + 2/6 = 0.45915 (line 134).
+    `_completness` (lines 138-152): per factor, p over the L = 3 latents, log base L
+    (`R_coeff.shape[0]`, line 148):
+      factor 0: p = (1, 0, 0)     -> c = 1
+      factor 1: p = (1/3, 2/3, 0) -> c = 1 - (ln 3 - (2/3) ln 2) / ln 3 = (2/3) ln 2 / ln 3
+    C = their plain mean (the original keeps the per-factor scores only).
+    """
+    scores = dci_iclr_from_importance(ICLR_IMPORTANCE)
+    log2_3, ratio = math.log(3) / math.log(2), math.log(2) / math.log(3)
+    assert scores["disentanglement_per_latent"] == pytest.approx([0.75 * log2_3 - 1, 1.0, 1.0], abs=1e-9)
+    assert scores["disentanglement"] == pytest.approx(4 / 6 * (0.75 * log2_3 - 1) + 2 / 6, abs=1e-9)
+    assert scores["completeness_per_factor"] == pytest.approx([1.0, 2 / 3 * ratio], abs=1e-9)
+    assert scores["completeness"] == pytest.approx((1 + 2 / 3 * ratio) / 2, abs=1e-9)
+    # D's base is K, not the NeurIPS code's padded latent size: on IMPORTANCE's factor columns a
+    # latent split evenly between the two factors scores 0 (base 2), not 1 - ln 2 / ln 3 (base 3).
+    assert dci_iclr_from_importance(IMPORTANCE[:, :2])["disentanglement"] == pytest.approx(0.5, abs=1e-9)
+    # With EPS, a factor no latent predicts is complete (the standard form gives it 0).
+    ignored = np.array([[1.0, 0.0], [0.0, 0.0]])
+    assert dci_iclr_from_importance(ignored)["completeness_per_factor"] == pytest.approx([1.0, 1.0])
+
+
+def test_dci_iclr_fit_is_the_originals_lasso_on_centred_latents():
+    """The ICLR code's `compute_score` (src/analysis/metrics.py:163-180): latents mean-centred only
+    (line 170), factors z-scored with std + EPS (line 171), one LassoCV(cv=5, selection="random",
+    alphas=[0.02]) per factor with sklearn's defaults (lines 84-91), importance = |coef_| (line
+    112) as latents x factors (line 116). Here with the coordinate order drawn from the seed."""
+    z, v = _mixed_code()
+    eps, seed = 1e-12, 4
+    x = z - z.mean(axis=0)
+    y = (v - v.mean(axis=0)) / (v.std(axis=0) + eps)
+    lasso_seed = int(np.random.default_rng(seed).integers(2**31 - 1))
+    original = np.stack(
+        [
+            np.abs(
+                LassoCV(cv=5, selection="random", alphas=[0.02], random_state=lasso_seed).fit(x, y_k).coef_
+            )
+            for y_k in y.T
+        ]
+    ).T
+    scores = dci_iclr(z, v, seed=seed)
+    assert np.asarray(scores["importance"]) == pytest.approx(original, abs=1e-12)
+    by_hand = dci_iclr_from_importance(original)
+    assert scores["disentanglement"] == pytest.approx(by_hand["disentanglement"], abs=1e-12)
+    assert scores["completeness"] == pytest.approx(by_hand["completeness"], abs=1e-12)
+    assert dci_iclr(z, v, seed=seed) == scores  # seeded
+
+
+def test_dci_iclr_moves_with_the_latents_scale_and_standard_dci_does_not():
+    """Unscaled latents meet a fixed L1 penalty: shrinking them by 10 needs 10 times the
+    coefficients, so the Lasso drops the small cross terms and D rises (0.23 to 0.35 here). The
+    standard form z-scores the latents first and gives the same numbers at any scale."""
+    z, v = _mixed_code()
+    z_train, v_train, z_test, v_test = z[:300], v[:300], z[300:], v[300:]
+    iclr = {c: dci_iclr(c * z_train, v_train, c * z_test, v_test) for c in (0.1, 1.0)}
+    standard = {c: dci(c * z_train, v_train, c * z_test, v_test) for c in (0.1, 1.0)}
+    assert iclr[0.1]["disentanglement"] > iclr[1.0]["disentanglement"] + 0.05
+    assert abs(iclr[0.1]["completeness"] - iclr[1.0]["completeness"]) > 0.02
+    for part in ("disentanglement", "completeness", "informativeness"):
+        assert standard[0.1][part] == pytest.approx(standard[1.0][part], abs=1e-9)
+    # The scale a model's latents come in is the original's, so a shift changes nothing.
+    shifted = dci_iclr(z_train + 5.0, v_train, z_test + 5.0, v_test)
+    assert shifted["disentanglement"] == pytest.approx(iclr[1.0]["disentanglement"], abs=1e-9)
+
+
+def test_dci_iclr_gives_a_factor_constant_in_training_a_zero_column():
+    """Line 114: a factor with one value gets zero importance (no fit); its held-out error is
+    that of predicting the training value."""
+    z, v = _mixed_code(200)
+    v = np.column_stack([v, np.full(len(v), 2.0)])
+    scores = dci_iclr(z, v)
+    importance = np.asarray(scores["importance"])
+    assert importance.shape == (3, 3) and not importance[:, 2].any() and importance[:, :2].any()
+    assert scores["completeness_per_factor"][2] == pytest.approx(1.0)  # the EPS quirk
+    assert scores["informativeness_per_factor"][2] == pytest.approx(1.0)  # no variance to miss

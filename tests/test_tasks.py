@@ -24,6 +24,8 @@ def test_supervised_regression_is_scored_by_its_own_r2(data, tmp_path):
     assert min(scores["r2_train"].values()) > 0.5
     assert np.isfinite(scores["r2_test_mean"]) and np.isfinite(scores["dci_disentanglement"])
     assert np.isfinite(scores["dci_paper_disentanglement"]) and scores["factors_scored"] == ["x", "y", "size"]
+    assert np.isfinite(scores["dci_iclr_disentanglement"]) and np.isfinite(scores["dci_iclr_completeness"])
+    assert arrays["importance_iclr"].shape == arrays["importance_paper"].shape == (3, 3)
     assert arrays["latents"].shape[1] == 3  # predicted standardised factors
     assert arrays["recon_train_inputs"].shape[0] == arrays["recon_train_outputs"].shape[0] == 0
 
@@ -34,6 +36,7 @@ def test_gt_decoder_is_scored_on_reconstructions_only(data, tmp_path):
     assert (
         np.isnan(scores["dci_disentanglement"])
         and np.isnan(scores["dci_paper_disentanglement"])
+        and np.isnan(scores["dci_iclr_disentanglement"])
         and np.isnan(scores["mig"])
         and np.isnan(scores["r2_test_mean"])
     )

@@ -8,4 +8,6 @@ draw_run_figure(
     train_log_path=snakemake.input.get("train_log"),
     run_info_path=snakemake.input.get("run"),
     out_path=snakemake.output.figure,
+    # The rule's `dci` param (config `analysis.dci`); the schema's default where it passes none.
+    dci=snakemake.params.get("dci", "neurips"),
 )

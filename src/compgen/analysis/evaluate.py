@@ -134,15 +134,16 @@ def latent_scores(
     classes_test: np.ndarray,
     seed: int = 0,
 ) -> tuple[dict, dict]:
-    """DCI (standard and the paper's), MIG, R² and the kind-aware fit of latents, over the
-    `scored` factors only.
+    """DCI (standard, the NeurIPS code's and the ICLR code's), MIG, R² and the kind-aware fit of
+    latents, over the `scored` factors only.
 
     Factors outside `scored` get NaN R² (r2_test, r2_train) and fit (fit_train: the
     chance-corrected readout of each factor by its kind, `fit_kinds`, on the training images;
     compgen.analysis.fit) and take no part in DCI or MIG; r2_test_mean is the mean over the
     scored factors. Returns the scores and what the figures
-    reuse: the standard DCI importances (latents x scored factors), the latent matched to each
-    scored factor, and `scored` itself."""
+    reuse: each DCI variant's importances (latents x scored factors: `importance` standard,
+    `importance_paper` the NeurIPS code's without its dummy columns, `importance_iclr`), the
+    latent matched to each scored factor (standard DCI), and `scored` itself."""
     n_factors = len(grid.sizes)
     heldout = len(z_test) > 0
     z_all = np.concatenate([z_train, z_test])
@@ -155,6 +156,7 @@ def latent_scores(
         dci = metrics.dci(z_train, v_train[:, scored], z_test, v_test[:, scored])
         # A stream of its own, so that the dummy targets leave the figure samples unchanged.
         paper = metrics.dci_paper(z_train, v_train[:, scored], z_test, v_test[:, scored], seed=seed)
+        iclr = metrics.dci_iclr(z_train, v_train[:, scored], z_test, v_test[:, scored], seed=seed)
         r2 = task.r2_scores(
             grid,
             z_train,
@@ -171,7 +173,7 @@ def latent_scores(
         none = {"disentanglement": np.nan, "completeness": np.nan, "informativeness": np.nan}
         # Code unit k is factor k.
         dci = {**none, "importance": np.full((n_factors, len(scored)), np.nan), "matching": list(scored)}
-        paper = none
+        paper = iclr = none
         r2 = {"r2_test": [np.nan] * n_factors}
         mig = np.nan
         fit = {}
@@ -190,6 +192,9 @@ def latent_scores(
         "dci_paper_disentanglement": float(paper["disentanglement"]),
         "dci_paper_completeness": float(paper["completeness"]),
         "dci_paper_informativeness": float(paper["informativeness"]),
+        "dci_iclr_disentanglement": float(iclr["disentanglement"]),
+        "dci_iclr_completeness": float(iclr["completeness"]),
+        "dci_iclr_informativeness": float(iclr["informativeness"]),
         "mig": float(mig),
         **{key: dict(zip(grid.names, map(float, values), strict=True)) for key, values in r2.items()},
         "r2_test_mean": float(np.nanmean(r2_scored)) if np.isfinite(r2_scored).any() else float("nan"),
@@ -197,7 +202,20 @@ def latent_scores(
         "fit_train": {name: float(fit.get(name, np.nan)) for name in grid.names},
         "fit_kinds": kinds(grid),
     }
-    return scores, {"importance": dci["importance"], "matching": dci["matching"], "scored": list(scored)}
+    if task.has_representation and scored:
+        by_variant = {
+            "importance_paper": np.asarray(paper["importance"])[:, : len(scored)],
+            "importance_iclr": np.asarray(iclr["importance"]),
+        }
+    else:
+        by_variant = {"importance_paper": dci["importance"], "importance_iclr": dci["importance"]}
+    fitted = {
+        "importance": dci["importance"],
+        **by_variant,
+        "matching": dci["matching"],
+        "scored": list(scored),
+    }
+    return scores, fitted
 
 
 def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generator) -> tuple[dict, dict]:
@@ -241,13 +259,18 @@ def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generato
 
 
 def factor_arrays(grid: Grid, main_factors, fitted: dict) -> dict[str, np.ndarray]:
-    """The Hinton matrix over the scored factors, and the latents matched to the condition's two
-    factors (latent 0 and 1 for a factor that is not scored)."""
+    """The Hinton matrices over the scored factors (one per DCI variant; `analysis.dci` picks the
+    one drawn), and the latents matched to the condition's two factors (latent 0 and 1 for a
+    factor that is not scored)."""
     scored = list(fitted["scored"])
     factor_i, factor_j = (grid.axis(f) for f in main_factors)
     latent_of = {k: int(latent) for k, latent in zip(scored, fitted["matching"], strict=True)}
     return {
         "importance": np.asarray(fitted["importance"], dtype=np.float64),
+        **{
+            key: np.asarray(fitted.get(key, fitted["importance"]), dtype=np.float64)
+            for key in ("importance_paper", "importance_iclr")
+        },
         "importance_factors": np.asarray([grid.names[k] for k in scored]),
         "factor_names": np.asarray(grid.names),
         "factor_axes": np.asarray([factor_i, factor_j]),

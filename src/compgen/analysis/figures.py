@@ -34,8 +34,10 @@ def plot_hinton(
     factor_names: list[str],
     path: str | os.PathLike,
     figsize: tuple[float, float] | None = None,
+    label: str = "",
 ) -> None:
-    """Hinton diagram of |R| (latents x factors): square area proportional to magnitude."""
+    """Hinton diagram of |R| (latents x factors): square area proportional to magnitude; `label`
+    (e.g. the DCI variant) goes into the title."""
     r = np.abs(np.asarray(importance, dtype=np.float64))
     n_latents, n_factors = r.shape
     if figsize is None:
@@ -58,7 +60,7 @@ def plot_hinton(
     ax.set_yticks(np.arange(-0.5, n_latents), minor=True)
     ax.grid(which="minor", color="0.85", linewidth=0.5)
     ax.tick_params(which="minor", length=0)
-    ax.set_title(f"|R| (max {peak:.3g})", fontsize=9)
+    ax.set_title(f"|R|{', ' + label if label else ''} (max {peak:.3g})", fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -1,4 +1,5 @@
-"""Representation scores: DCI (Eastwood & Williams, and the paper's variant), MIG and readout R².
+"""Representation scores: DCI (Eastwood & Williams, and the NeurIPS and ICLR codes' variants), MIG
+and readout R².
 
 Inputs are plain arrays: latents N x L (latent means), factors N x K (values or classes). Analysis
 passes only the factors that vary within the split (see `compgen.analysis.evaluate.scored_factors`).
@@ -71,7 +72,8 @@ def dci(
     alpha: float = 0.02,
 ) -> dict:
     """Disentanglement, completeness and informativeness from Lasso importances: the standard
-    Eastwood & Williams form (scores `dci_*`; the paper's variant is `dci_paper`).
+    Eastwood & Williams form (scores `dci_*`; the NeurIPS code's is `dci_paper`, the ICLR code's
+    `dci_iclr`).
 
     Importance R (latents x factors) = |Lasso coefficients| on training-set z-scored data.
     Informativeness = 1 - MSE of the z-scored predictions, i.e. R² with the variance taken
@@ -112,8 +114,12 @@ def dci(
     }
 
 
-# The original's guard against division by zero (`EPS` in src/analysis/metrics.py:15).
+# The original's guard against division by zero (`EPS` in src/analysis/metrics.py:15, both codes).
 PAPER_EPS = 1e-12
+# Lasso iterations: the NeurIPS analysis passes max_iter=10000 (scripts/bin/analyse_models.sh);
+# the ICLR code passes none, so sklearn's default 1000 (scripts/analysis/disent.py, metrics.py:84-91).
+PAPER_MAX_ITER = 10000
+ICLR_MAX_ITER = 1000
 
 
 def dci_paper_from_importance(importance: np.ndarray, n_factors: int) -> dict:
@@ -178,9 +184,12 @@ def dci_paper(
       ddof=0 (lines 45-46); a constant latent becomes zeros here rather than 0/EPS;
     - the factors are padded with max(L - K, 0) standard-normal dummy targets to a square L x L
       problem (lines 48-49); the original draws them unseeded, here from `seed`;
-    - one Lasso per target: LassoCV(cv=5, selection="random", alphas=[0.02]); with one alpha its
-      refit on all data is Lasso(alpha=0.02, selection="random") with sklearn's defaults
-      (max_iter=1000, tol=1e-4), fitted here directly, coordinate order from `seed`;
+    - one Lasso per target: LassoCV(cv=5, selection="random", alphas=[0.02]) with the analysis
+      script's `method_args` {'precompute': False, 'max_iter': 10000} (scripts/bin/analyse_models.sh,
+      every composition run; `disentanglement_metric` in scripts/ingredients/analysis.py:466-472
+      passes them to LassoCV); with one alpha its refit on all data is
+      Lasso(alpha=0.02, selection="random", max_iter=10000, tol=1e-4), fitted here directly,
+      coordinate order from `seed`;
     - the original then matches latents to targets by Munkres on -|R| (lines 106-120), reorders
       the latents and refits with fresh dummies (lines 139-141). D and C do not depend on the
       order of the latents, so the refit only redraws the dummies: here one fit, and `matching`
@@ -212,7 +221,7 @@ def dci_paper(
     importance = np.zeros((n_latents, n_targets))
     models = []
     for t in range(n_targets):
-        model = Lasso(alpha=alpha, selection="random", random_state=lasso_seed)
+        model = Lasso(alpha=alpha, selection="random", random_state=lasso_seed, max_iter=PAPER_MAX_ITER)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(zs_train, targets[:, t])
@@ -233,6 +242,88 @@ def dci_paper(
         "informativeness_per_factor": informativeness.tolist(),
         "importance": importance.tolist(),
         "matching": match_latents(importance)[:n_factors],
+    }
+
+
+def dci_iclr_from_importance(importance: np.ndarray) -> dict:
+    """D and C exactly as the ICLR 2021 code computed them (github:mmrl/disent-and-gen,
+    src/analysis/metrics.py) from an L latents x K factors importance matrix, as it holds R_coeff:
+
+    - disentanglement (`_disentanglement`, lines 118-136): per latent j, p_jk = R_jk / (s_j + EPS),
+      s_j = sum_k R_jk; d_j = 1 - H(p_j), log base K (`np.log(self.n_factors)`) with log(p + EPS);
+      D = sum_j d_j w_j, w_j = (s_j + EPS) / sum_j (s_j + EPS);
+    - completeness (`_completness`, lines 138-152): per factor k, p_jk = R_jk / (sum_j R_jk + EPS),
+      c_k = 1 - H(p_k), log base L (`R_coeff.shape[0]`). The original stops at the per-factor
+      scores; C here is their plain mean, as for the NeurIPS form.
+
+    These are the NeurIPS code's formulas without dummy columns (T = K), so the two share code.
+    With EPS, a factor no latent predicts has completeness 1. One factor (log base 1) gives
+    d_j = 1 here, where the original divides by zero.
+    """
+    r = np.abs(np.asarray(importance, dtype=np.float64))
+    return dci_paper_from_importance(r, r.shape[1])
+
+
+def dci_iclr(
+    z_train: np.ndarray,
+    v_train: np.ndarray,
+    z_test: np.ndarray | None = None,
+    v_test: np.ndarray | None = None,
+    alpha: float = 0.02,
+    seed: int = 0,
+    max_iter: int = ICLR_MAX_ITER,
+) -> dict:
+    """DCI as the ICLR 2021 code computed it (github:mmrl/disent-and-gen, src/analysis/metrics.py,
+    class `DCIMetrics`; scores `dci_iclr_*`):
+
+    - latents only mean-centred, on the data scored (the training set: scripts/analysis/disent.py:203,
+      notebooks/generalisation.ipynb): `X - X.mean(axis=0)`, the scaling commented out (line 170);
+      factors z-scored, (y - mean) / (std + EPS) (line 171). Scores therefore move with the
+      latents' scale: the L1 penalty is fixed while the coefficients scale as 1 / scale;
+    - no dummy targets: one fit per factor (lines 101-116), LassoCV(cv=5, selection="random",
+      alphas=[0.02]) with sklearn's default max_iter=1000 (lines 84-91; no kwargs are passed);
+      with one alpha its refit is Lasso(alpha=0.02, selection="random", max_iter=1000), fitted
+      here directly with the coordinate order from `seed` (the original's is unseeded);
+    - importance = |coef_| (line 112); a factor constant in the data gets a zero column (line 114,
+      which hard-codes 10 latents); analysis passes only factors that vary within the split;
+    - D and C: `dci_iclr_from_importance` (D's entropy in base K, C's in base L).
+    The original computes no informativeness (line 178 is commented out; `_informativeness`,
+    lines 154-161, could not run). `informativeness` here is the standard one on this fit: 1 - MSE
+    of the factor predictions on the held-out data (latents centred with the training mean,
+    factors z-scored with the training statistics), averaged over factors.
+    """
+    z_train, v_train = _as_2d(z_train), _as_2d(v_train)
+    n_latents, n_factors = z_train.shape[1], v_train.shape[1]
+    z_mean = z_train.mean(axis=0)
+    v_mean, v_std = v_train.mean(axis=0), v_train.std(axis=0)
+    v_scale = np.where(v_std > 0, v_std + PAPER_EPS, 1.0)  # constant: 0 / EPS = 0, as 0 / 1
+    x_train, y_train = z_train - z_mean, (v_train - v_mean) / v_scale
+    if z_test is None or v_test is None:
+        x_eval, y_eval = x_train, y_train
+    else:
+        x_eval, y_eval = _as_2d(z_test) - z_mean, (_as_2d(v_test) - v_mean) / v_scale
+
+    lasso_seed = int(np.random.default_rng(seed).integers(2**31 - 1))
+    importance = np.zeros((n_latents, n_factors))
+    informativeness = np.zeros(n_factors)
+    for k in range(n_factors):
+        predicted = np.zeros(len(y_eval))  # a constant factor: predicted by its (zero) mean
+        if np.unique(v_train[:, k]).size > 1:
+            model = Lasso(alpha=alpha, selection="random", random_state=lasso_seed, max_iter=max_iter)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                model.fit(x_train, y_train[:, k])
+            importance[:, k] = np.abs(model.coef_)
+            predicted = model.predict(x_eval)
+        informativeness[k] = 1.0 - float(np.mean((y_eval[:, k] - predicted) ** 2))
+
+    scores = dci_iclr_from_importance(importance)
+    return {
+        **scores,
+        "informativeness": float(informativeness.mean()) if n_factors else float("nan"),
+        "informativeness_per_factor": informativeness.tolist(),
+        "importance": importance.tolist(),
+        "matching": match_latents(importance),
     }
 
 

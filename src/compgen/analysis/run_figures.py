@@ -7,6 +7,7 @@ import os
 
 from compgen.analysis import figures
 from compgen.analysis.arrays import latent_plot_inputs, load_arrays
+from compgen.analysis.dci_choice import DCI_LABELS, DCI_PREFIXES
 from compgen.datasets.provenance import data_note
 from compgen.figio import noted
 
@@ -18,8 +19,15 @@ def _reconstructions(arrays: dict, out_path) -> None:
     figures.plot_reconstructions(sections, out_path)
 
 
-def _hinton(arrays: dict, out_path) -> None:
-    figures.plot_hinton(arrays["importance"], list(arrays["importance_factors"]), out_path)
+# The analysis arrays' importance matrix of each DCI variant (`analysis.dci`).
+HINTON_ARRAYS = {"standard": "importance", "neurips": "importance_paper", "iclr": "importance_iclr"}
+
+
+def _hinton(arrays: dict, out_path, dci: str = "neurips") -> None:
+    # Files written before the variants were kept hold the standard matrix only.
+    key = HINTON_ARRAYS[dci] if HINTON_ARRAYS[dci] in arrays else "importance"
+    label = DCI_LABELS[dci] if key == HINTON_ARRAYS[dci] else DCI_LABELS["standard"]
+    figures.plot_hinton(arrays[key], list(arrays["importance_factors"]), out_path, label=label)
 
 
 def _latents(arrays: dict, out_path) -> None:
@@ -41,10 +49,18 @@ DRAWERS = {
 
 
 def draw_run_figure(
-    figure: str, arrays_path, train_log_path, out_path: str | os.PathLike, run_info_path=None
+    figure: str,
+    arrays_path,
+    train_log_path,
+    out_path: str | os.PathLike,
+    run_info_path=None,
+    dci: str = "neurips",
 ) -> None:
     """Draw one per-run figure; each carries the data's note ("procedural stand-in"), read from the
-    dataset provenance the analysis kept (curves: the one the training recorded in run.json)."""
+    dataset provenance the analysis kept (curves: the one the training recorded in run.json).
+    `dci` (config `analysis.dci`) picks the DCI variant whose importances the Hinton matrix draws."""
+    if dci not in DCI_PREFIXES:
+        raise ValueError(f"unknown DCI variant {dci!r}; allowed: {', '.join(DCI_PREFIXES)}")
     if figure == "curves":
         note = ""
         if run_info_path is not None:
@@ -57,4 +73,7 @@ def draw_run_figure(
         raise ValueError(f"unknown figure {figure!r}; allowed: curves, {', '.join(DRAWERS)}")
     arrays = load_arrays(arrays_path)
     with noted(str(arrays["data_note"]) if "data_note" in arrays else ""):
-        DRAWERS[figure](arrays, out_path)
+        if figure == "hinton":
+            _hinton(arrays, out_path, dci)
+        else:
+            DRAWERS[figure](arrays, out_path)

@@ -42,5 +42,6 @@ rule run_figure:
         "../envs/compgen.yaml"
     params:
         data_note=lambda wildcards: data_note(wildcards.dataset),
+        dci=config["analysis"]["dci"],
     script:
         "../workflow/scripts/run_figure.py"

@@ -41,11 +41,13 @@ report: "workflow/report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/paper.smk"
 include: "rules/data.smk"
 include: "rules/splits.smk"
 include: "rules/train.smk"
 include: "rules/analyse.smk"
 include: "rules/summarise.smk"
+include: "rules/iclr_figures.smk"
 include: "rules/claims.smk"
 
 

@@ -112,8 +112,14 @@ def test_iclr_study_config():
     """The ICLR study with the ICLR code's settings (disent-and-gen scripts/configs, bin scripts)."""
     study = Study(load_config(ROOT / "config/iclr2021.yaml"))
     # dSprites 3 conditions x (VAE, beta 8, 12, CCI; FactorVAE x 3, MLP beta-VAE; 2 decoders);
-    # 3DShapes 4 x (4 + 3 + 3 decoders); MPI3D 5 x (4 + 3 + 1 decoder); three seeds.
-    assert len(study.runs) == (3 * 10 + 4 * 10 + 5 * 8) * 3 == 330
+    # 3DShapes 4 x (4 + 3 + 3 decoders) and the 3 decoders alone on ohue_whue2fhue
+    # (run-decoders.sh); MPI3D 5 x (4 + 3 + 1 decoder); three seeds.
+    assert len(study.runs) == (3 * 10 + 4 * 10 + 3 + 5 * 8) * 3 == 339
+    assert sorted(r.model for r in study.runs if r.condition == "ohue_whue2fhue" and r.seed == 0) == [
+        "gt_decoder_decoderdeep_bn",
+        "gt_decoder_decoderhiggins",
+        "gt_decoder_decoderkim_bn",
+    ]
     spec = lambda d, c, m: study.run(d, c, m, 0).spec  # noqa: E731
     vae = spec("dsprites", "sqr2tx", "vae_dsprites")
     assert (vae["model"]["encoder"], vae["model"]["decoder"]) == ("burgess_v2", "burgess_v2")

@@ -1,0 +1,72 @@
+# The ICLR 2021 paper's figures of each dataset (compgen.summary.iclr_figures), for a study with
+# analysis.iclr_figures: true: D against NLL, D and C bars, and held-out reconstructions of every
+# model of the dataset (the ground-truth decoders beside the VAEs), one panel per condition.
+from compgen.summary.iclr_figures import FIGURES as ICLR_FIGURES
+
+ICLR_FIGURE_DATASETS = STUDY.datasets_used() if config["analysis"]["iclr_figures"] else []
+
+
+def iclr_figure_targets():
+    return expand(
+        "results/summary/iclr/{dataset}_{iclr_figure}.png", dataset=ICLR_FIGURE_DATASETS, iclr_figure=ICLR_FIGURES
+    )
+
+
+def iclr_runs(wildcards):
+    """The dataset's runs: every seed for the scores' figures, each model's first seed for the
+    reconstructions (the same runs group_figure draws)."""
+    runs = [r for r in STUDY.runs if r.dataset == wildcards.dataset]
+    if wildcards.iclr_figure != "recon_panels":
+        return runs
+    first = {}
+    for run in runs:
+        key = (run.condition, run.model)
+        if key not in first or run.seed < first[key].seed:
+            first[key] = run
+    return list(first.values())
+
+
+def iclr_figure_paths(wildcards):
+    name = "analysis.npz" if wildcards.iclr_figure == "recon_panels" else "scores.json"
+    return run_paths(f"{ANALYSIS_DIR}/{name}", iclr_runs(wildcards))
+
+
+def iclr_figure_runs(wildcards):
+    """Per run (in the order of its input file), what the figure groups and labels it by."""
+    return [
+        {
+            "condition": r.condition,
+            "family": STUDY.condition(r.dataset, r.condition).family,
+            "model": r.model,
+            "task": r.spec["model"]["task"],
+            "seed": r.seed,
+        }
+        for r in iclr_runs(wildcards)
+    ]
+
+
+rule iclr_figure:
+    input:
+        paths=iclr_figure_paths,
+    output:
+        png=report(
+            "results/summary/iclr/{dataset}_{iclr_figure}.png",
+            caption="../workflow/report/iclr_figure.rst",
+            category="ICLR 2021 figures",
+            labels={"dataset": "{dataset}", "figure": "{iclr_figure}"},
+        ),
+    log:
+        "results/logs/iclr_figure/{dataset}_{iclr_figure}.log",
+    wildcard_constraints:
+        dataset="|".join(ICLR_FIGURE_DATASETS) or "(?!)",
+        iclr_figure="|".join(ICLR_FIGURES),
+    localrule: True
+    conda:
+        "../envs/compgen.yaml"
+    params:
+        runs=iclr_figure_runs,
+        models=config["models"],
+        dci=config["analysis"]["dci"],
+        data_note=lambda wildcards: data_note(wildcards.dataset),
+    script:
+        "../workflow/scripts/iclr_figure.py"

@@ -48,6 +48,7 @@ include: "rules/train.smk"
 include: "rules/analyse.smk"
 include: "rules/summarise.smk"
 include: "rules/iclr_figures.smk"
+include: "rules/iclr_figures.smk"
 include: "rules/claims.smk"
 
 

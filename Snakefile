@@ -48,7 +48,6 @@ include: "rules/train.smk"
 include: "rules/analyse.smk"
 include: "rules/summarise.smk"
 include: "rules/iclr_figures.smk"
-include: "rules/iclr_figures.smk"
 include: "rules/claims.smk"
 
 

@@ -153,7 +153,6 @@ def all_outputs():
     targets += expand("results/summary/groups/{group}.{ext}", group=sorted(STUDY.groups), ext=("tex", "png"))
     targets += expand("results/summary/groups/{group}_gap_curves.png", group=GAP_CURVE_GROUP_NAMES)
     targets.append("results/summary/scores.csv")
-    targets += iclr_figure_targets()  # rules/iclr_figures.smk; none unless analysis.iclr_figures
     targets += paper_targets()  # rules/paper.smk; none unless the study declares `published`
     targets += iclr_figure_targets()  # rules/iclr_figures.smk; none unless analysis.iclr_figures
     return targets

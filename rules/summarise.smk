@@ -1,6 +1,7 @@
 rule group_table:
     input:
         scores=group_scores,
+        published=PUBLISHED_INPUT,
     output:
         table=report(
             "results/summary/groups/{group}.tex",
@@ -19,6 +20,7 @@ rule group_table:
         runs=lambda wildcards: [r.spec for r in STUDY.groups[wildcards.group].runs],
         title=lambda wildcards: STUDY.groups[wildcards.group].title,
         models=config["models"],
+        dci=config["analysis"]["dci"],
     script:
         "../workflow/scripts/group_table.py"
 
@@ -26,6 +28,7 @@ rule group_table:
 rule study_csv:
     input:
         scores=run_paths(f"{ANALYSIS_DIR}/scores.json"),
+        published=PUBLISHED_INPUT,
     output:
         csv=report(
             "results/summary/scores.csv",
@@ -42,6 +45,7 @@ rule study_csv:
     params:
         data_note=data_notes(r.dataset for r in STUDY.runs),
         runs=[r.spec for r in STUDY.runs],
+        dci=config["analysis"]["dci"],
     script:
         "../workflow/scripts/study_csv.py"
 

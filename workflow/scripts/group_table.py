@@ -1,5 +1,6 @@
 from compgen.logs import setup_logging
 from compgen.summary import write_group_table
+from compgen.summary.published import read_published
 from compgen.tasks import model_labels
 
 setup_logging(snakemake.log[0])
@@ -11,4 +12,6 @@ write_group_table(
     title=snakemake.params.title,
     labels=model_labels(snakemake.params.models),
     label=f"tab:{snakemake.wildcards.group}",
+    dci=snakemake.params.dci,
+    published=read_published(snakemake.input.published[0]) if snakemake.input.published else None,
 )

@@ -10,9 +10,11 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from compgen.analysis.dci_choice import DCI_LABELS, DCI_PREFIXES, dci_key
 from compgen.atomic import atomic_path
 from compgen.datasets.provenance import STAND_IN, data_note
 from compgen.scores import read_scores
+from compgen.summary.published import attach_paper, paper_scores, paper_sources, with_nll_measures
 
 RUN_COLUMNS = ["run_id", "dataset", "condition", "model", "seed"]
 # The paper's group tables: reconstruction on train and held-out combinations, the gap (held-out
@@ -41,6 +43,20 @@ GROUP_TABLE_LOWER_IS_BETTER = {
 GROUP_TABLE_OPTIONAL = {"gap_composed", "excess_delta_composed"}
 GROUP_COLUMNS = ["dataset", "condition", "model"]
 TIDY_COLUMNS = RUN_COLUMNS + ["metric", "value"]
+# The D column's score keys, one per DCI variant (config `analysis.dci` picks one).
+DCI_DISENTANGLEMENT = {dci_key(variant) for variant in DCI_PREFIXES}
+# With a paper's published values (config `published`): compgen's NLL ratio and difference join the
+# table after the held-out NLL, and each compared score gets the paper's value in the next column.
+NLL_COLUMNS = {"nll_ratio": "NLL ratio", "nll_delta": "NLL $\\Delta$"}
+PAPER_HEADINGS = {
+    "recon_train": "Paper train",
+    "recon_test": "Paper test",
+    "nll_ratio": "Paper ratio",
+    "nll_delta": "Paper $\\Delta$",
+    "disentanglement": "Paper D",
+}
+# Marks a paper value its authors set rather than measured (the note is in the CSVs' paper_note).
+PAPER_NOTE_MARK = "*"
 
 _LATEX_SPECIALS = {
     "\\": r"\textbackslash{}",
@@ -184,6 +200,7 @@ def group_table(
     lower_is_better: set[str],
     caption: str,
     label: str,
+    paper: dict[str, str] | None = None,
 ) -> str:
     """LaTeX table (booktabs) of mean ± std over seeds, best per column per condition in bold.
 
@@ -193,12 +210,22 @@ def group_table(
 
     A row without a held-out set (an all-data reference) shows "n/a" in the columns of scores
     on held-out images (`*_test`, gaps and excess differences).
+
+    `paper` maps a metric to the heading of a column right after it with the paper's value of
+    that score (tidy's `paper` column, compgen.summary.published.attach_paper): "--" where the
+    paper has none, marked PAPER_NOTE_MARK where it carries a `paper_note`; never bold.
     """
+    paper = paper or {}
     stats = aggregate(tidy[tidy["metric"].isin(list(columns))])
     runs = tidy[GROUP_COLUMNS].drop_duplicates()
     index = pd.MultiIndex.from_frame(runs)
     means = stats.pivot(index=GROUP_COLUMNS, columns="metric", values="mean").reindex(index)
     stds = stats.pivot(index=GROUP_COLUMNS, columns="metric", values="std").reindex(index)
+    if paper and "paper" in stats:
+        papers = stats.pivot(index=GROUP_COLUMNS, columns="metric", values="paper").reindex(index)
+        notes = stats.pivot(index=GROUP_COLUMNS, columns="metric", values="paper_note").reindex(index)
+    else:
+        papers = notes = pd.DataFrame(index=index)
 
     if "analysis.heldout" in tidy:
         heldout = tidy.groupby(GROUP_COLUMNS, sort=False)["analysis.heldout"].agg(lambda v: bool(v.any()))
@@ -206,13 +233,18 @@ def group_table(
     else:
         heldout = pd.Series(True, index=index)
     cells = pd.DataFrame(index=index)
-    bold = pd.DataFrame(False, index=index, columns=list(columns.values()))
+    headings = [h for m, h in columns.items() for h in ([h, paper[m]] if m in paper else [h])]
+    bold = pd.DataFrame(False, index=index, columns=headings)
     for metric, heading in columns.items():
         mean = means[metric] if metric in means else pd.Series(np.nan, index=index)
         std = stds[metric] if metric in stds else pd.Series(np.nan, index=index)
         applicable = heldout.to_numpy() if needs_heldout(metric) else [True] * len(index)
         cells[heading] = [_mean_std_cell(m, s, a) for m, s, a in zip(mean, std, applicable, strict=True)]
         bold[heading] = _best_mask(mean, metric in lower_is_better).to_numpy()
+        if metric in paper:
+            value = papers[metric] if metric in papers else pd.Series(np.nan, index=index)
+            note = notes[metric] if metric in notes else pd.Series("", index=index)
+            cells[paper[metric]] = [_paper_cell(v, n) for v, n in zip(value, note, strict=True)]
 
     cells.index = pd.MultiIndex.from_tuples(
         [tuple(latex_escape(part) for part in row) for row in index], names=GROUP_COLUMNS
@@ -225,9 +257,25 @@ def group_table(
         caption=latex_escape(caption),
         label=label,
         position_float="centering",
-        column_format="lll" + "r" * len(columns),
+        column_format="lll" + "r" * len(headings),
         multirow_align="naive",
     )
+
+
+def _paper_cell(value, note) -> str:
+    value = pd.to_numeric(value, errors="coerce")
+    if value is None or not np.isfinite(value):
+        return "--"
+    return _significant(float(value)) + (PAPER_NOTE_MARK if isinstance(note, str) and note else "")
+
+
+def with_paper(tidy: pd.DataFrame, published: pd.DataFrame | None, dci: str) -> pd.DataFrame:
+    """The tidy scores, with a paper's published values (compgen.summary.published.read_published)
+    in a `paper` column beside `value` and each run's NLL ratio and difference added as metrics;
+    unchanged without published values."""
+    if published is None:
+        return tidy
+    return attach_paper(with_nll_measures(tidy), paper_scores(published, dci_key(dci)))
 
 
 def write_table(text: str, path: str | os.PathLike) -> None:
@@ -266,9 +314,12 @@ def write_study_csv(
     score_paths: list[str | os.PathLike],
     csv_path: str | os.PathLike,
     aggregated_path: str | os.PathLike,
+    published: pd.DataFrame | None = None,
+    dci: str = "neurips",
 ) -> None:
-    """Every score of every run (tidy CSV) and its mean/std over seeds."""
-    tidy = collect_scores(load_entries(runs, score_paths))
+    """Every score of every run (tidy CSV) and its mean/std over seeds. With a paper's published
+    values, the paper's value of each compared score sits beside compgen's (with_paper)."""
+    tidy = with_paper(collect_scores(load_entries(runs, score_paths)), published, dci)
     write_csv(tidy, csv_path)
     write_csv(aggregate(tidy), aggregated_path)
 
@@ -298,10 +349,38 @@ def write_group_table(
     label: str,
     columns: dict[str, str] = GROUP_TABLE_COLUMNS,
     lower_is_better: set[str] = GROUP_TABLE_LOWER_IS_BETTER,
+    dci: str | None = None,
+    published: pd.DataFrame | None = None,
 ) -> None:
     """A group's LaTeX table (models shown by their labels) and mean/std of all its scores.
-    Optional columns (GROUP_TABLE_OPTIONAL) appear only where a run of the group has them."""
+    Optional columns (GROUP_TABLE_OPTIONAL) appear only where a run of the group has them.
+
+    `dci` (config `analysis.dci`) picks the D column's DCI variant (None: as `columns` says). With
+    a paper's published values (needs `dci`), a group with a published run gets compgen's NLL
+    ratio and difference and the paper's columns (PAPER_HEADINGS) beside compgen's."""
+    if dci is not None:
+        shown = f"Disentanglement ({DCI_LABELS[dci]})"
+        columns = {
+            (dci_key(dci) if m in DCI_DISENTANGLEMENT else m): (shown if m in DCI_DISENTANGLEMENT else h)
+            for m, h in columns.items()
+        }
     tidy = collect_scores(load_entries(runs, score_paths))
+    paper = {}
+    if published is not None:
+        tidy = with_paper(tidy, published, dci or "neurips")
+        if tidy["paper"].notna().any():
+            at = list(columns).index("recon_test") + 1 if "recon_test" in columns else len(columns)
+            items = list(columns.items())
+            columns = dict(items[:at] + list(NLL_COLUMNS.items()) + items[at:])
+            lower_is_better = set(lower_is_better) | set(NLL_COLUMNS)
+            paper = {m: PAPER_HEADINGS[m] for m in ("recon_train", "recon_test", *NLL_COLUMNS) if m in columns}
+            d_key = dci_key(dci or "neurips")
+            if d_key in columns:
+                paper[d_key] = PAPER_HEADINGS["disentanglement"]
+            here = published.merge(tidy[GROUP_COLUMNS].drop_duplicates(), on=GROUP_COLUMNS)
+            title = f"{title}. Paper columns: the values published with the original code ({paper_sources(here)})"
+            if tidy["paper_note"].astype(str).str.len().gt(0).any():
+                title += f"; {PAPER_NOTE_MARK} set by hand there, not measured"
     measured = set(tidy["metric"])
     columns = {m: h for m, h in columns.items() if m not in GROUP_TABLE_OPTIONAL or m in measured}
     tidy["model"] = distinct_labels(tidy, labels)
@@ -311,5 +390,5 @@ def write_group_table(
     tidy["dataset"] = tidy["dataset"].where(notes == "", tidy["dataset"] + " (" + notes + ")")
     if (notes != "").any():
         title = f"{title}. Datasets marked ({STAND_IN}) were rendered by compgen's generator, not the papers' data"
-    write_table(group_table(tidy, columns, lower_is_better, caption=title, label=label), table_path)
+    write_table(group_table(tidy, columns, lower_is_better, caption=title, label=label, paper=paper), table_path)
     write_csv(aggregate(tidy), csv_path)

@@ -325,6 +325,22 @@ def test_factorvae_discriminator_has_six_hidden_layers_of_1000():
     assert kinds == ["Linear", "LeakyReLU"] * 6 + ["Linear"]
 
 
+def test_factorvae_discriminator_slope_is_a_key():
+    """`disc_slope` reproduces the ICLR 2021 code's discriminator (disent-and-gen
+    src/training/loss.py:150-164, `nn.LeakyReLU()`: torch's default slope 0.01); the layers are
+    those of the default, and the slope changes the discriminator's output."""
+    torch.manual_seed(0)
+    neurips = make("factorvae", latent_size=3)
+    torch.manual_seed(0)
+    iclr = make("factorvae", latent_size=3, disc_slope=0.01)
+    slopes = {m.negative_slope for m in iclr.discriminator if isinstance(m, torch.nn.LeakyReLU)}
+    assert slopes == {0.01} and len(iclr.discriminator) == len(neurips.discriminator) == 13
+    for a, b in zip(neurips.discriminator.parameters(), iclr.discriminator.parameters(), strict=True):
+        assert torch.equal(a, b)  # same seed, same weights: only the activation differs
+    z = torch.randn(32, 3)
+    assert not torch.allclose(neurips.discriminator(z), iclr.discriminator(z))
+
+
 def test_factorvae_discriminator_learns_dependent_latents():
     torch.manual_seed(0)
     loss = make("factorvae", latent_size=2)

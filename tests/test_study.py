@@ -128,6 +128,8 @@ def test_iclr_study_config():
     assert spec("mpi3d", "cyl2hx", "betavae_beta12")["model"]["beta"] == 12
     factor = spec("dsprites", "leave1out", "factorvae_gamma50")
     assert factor["model"]["gamma"] == 50 and factor["model"]["disc_lr"] == 1e-5
+    # The ICLR code's discriminator: nn.LeakyReLU() (src/training/loss.py, FactorLoss), slope 0.01.
+    assert factor["model"]["disc_slope"] == 0.01
     assert factor["training"]["batch_size"] == 128 and factor["model"]["encoder"] == "kim"
     cci = spec("shapes3d", "missing_fh", "ccivae")["model"]
     assert (cci["gamma"], cci["capacity_max"], cci["capacity_steps"]) == (50, 20, 10000)

@@ -213,10 +213,11 @@ def permute_dims(z: torch.Tensor) -> torch.Tensor:
 
 class FactorVAELoss(Objective):
     """Kim & Mnih (2018): KL + gamma TC, TC from a discriminator of q(z) against prod_k q(z_k).
-    The discriminator has six hidden layers of 1000 LeakyReLU(0.2) units, as Kim & Mnih,
-    disentanglement_lib and the original (src/training/loss.py, `FactorLoss`)."""
+    The discriminator has six hidden layers of 1000 LeakyReLU units: slope `disc_slope`, 0.2 by
+    default as Kim & Mnih, disentanglement_lib and the NeurIPS 2022 code (src/training/loss.py,
+    `FactorLoss`); the ICLR 2021 code's `nn.LeakyReLU()` has torch's default 0.01."""
 
-    hyper = ("gamma", "disc_lr")
+    hyper = ("gamma", "disc_lr", "disc_slope")
     title = "FactorVAE"
     label_symbols = {"gamma": "γ"}
     HIDDEN, LAYERS, BETAS = 1000, 6, (0.5, 0.9)
@@ -226,7 +227,7 @@ class FactorVAELoss(Objective):
         layers: list[nn.Module] = []
         width = latent_size
         for _ in range(self.LAYERS):
-            layers += [nn.Linear(width, self.HIDDEN), nn.LeakyReLU(0.2)]
+            layers += [nn.Linear(width, self.HIDDEN), nn.LeakyReLU(self.disc_slope)]
             width = self.HIDDEN
         layers.append(nn.Linear(width, 2))  # logits of (from q(z), from prod_k q(z_k))
         self.discriminator = nn.Sequential(*layers)

@@ -26,7 +26,7 @@ commutator penalty (weight 0 in every run of the original) encourages.
 
 Initialisation: the original's LieGroupVAE never calls its `reset_parameter`, so its layers keep
 torch's defaults; here every conv and linear layer starts Kaiming-uniform with zero biases, as every
-model of this project (SPEC §4; the same choice as `FactorRegressor`).
+model of this project (the same choice as `FactorRegressor`).
 """
 
 from __future__ import annotations

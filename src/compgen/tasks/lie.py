@@ -22,13 +22,11 @@ noise is the global stream the engine seeds per epoch, as for every VAE here.
 Analysis: the original (`scripts/analysis/model.py` with `scripts/ingredients/analysis.py`
 `project_subspaces`) projects before DCI: for a subgroup of g features and s latents it cuts
 g // s blocks of s consecutive columns, fits `PCA(n_components=s)` on each block over the training
-images, keeps the first component, and projects the test images with the training fit. It feeds
-that the latents z (s columns, `infer` takes `model(x)[1][1]`), so every block after the first is
-empty and sklearn refuses it: as written it fails for every LieGroupVAE. The block arithmetic
-(g // s blocks of s columns) only fits the g group features, what the model's `embed` returns;
-that is what is projected here: the group features of z = mu, g // s blocks (10 for dSprites, 40
-for 3DShapes), each on its first principal component. (The other reading, the s latents on one
-component, would leave one latent per subgroup for DCI.) `Task.encode` sees one batch, so the
+images, keeps the first component, and projects the test images with the training fit. What it
+projects is what `infer` reads, `model.embed(x)` (analysis.py line 295), which for a LieGroupVAE is
+the g group features of z = mu (lievae.py lines 47-50): so here too, the group features of z = mu,
+g // s blocks (10 for dSprites, 40 for 3DShapes), each on its first principal component. The
+original fits on all training images after training; `Task.encode` sees one batch, so the
 fit cannot happen in analysis: the projection belongs to the model (buffers) and is fitted on the
 validation images, which are training images (a seeded sample of the training subset; a held-out
 slice of it with `validation: holdout`), during the validation pass at the end of every epoch,

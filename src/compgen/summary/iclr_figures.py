@@ -183,6 +183,26 @@ def _grid(n: int) -> tuple[int, int]:
     return max(-(-n // cols), 1), cols
 
 
+def not_drawn(left_out: Sequence[str]) -> list[str]:
+    """The footer line naming what a figure leaves out: "condition/model: reason" entries grouped
+    by model and reason, each with its conditions."""
+    grouped: dict[str, list[str]] = {}
+    for entry in left_out:
+        condition, what = entry.split("/", 1)
+        grouped.setdefault(what, []).append(condition)
+    if not grouped:
+        return []
+    return ["not drawn: " + "; ".join(f"{what} ({', '.join(cs)})" for what, cs in grouped.items())]
+
+
+def _seeds_line(table: pd.DataFrame, what: str) -> list[str]:
+    seeds = sorted(set(table["seeds"]))
+    if not seeds or seeds == [1]:
+        return []
+    counts = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
+    return [f"{what}: means over each model's seeds ({counts})"]
+
+
 def _footer(fig: Figure, lines: Sequence[str]) -> None:
     if lines:
         fig.text(0.01, 0.01, "; ".join(lines), fontsize=7, ha="left", va="bottom", wrap=True)
@@ -237,9 +257,7 @@ def plot_disent_vs_nll(
     ]
     if conditions:
         fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
-    seeds = sorted(set(table["seeds"]))
-    footer = [f"means over {', '.join(map(str, seeds))} seeds"] if seeds and seeds != [1] else []
-    _footer(fig, footer + [f"not drawn: {', '.join(drawn.left_out)}"] * bool(drawn.left_out))
+    _footer(fig, _seeds_line(table, "points") + not_drawn(drawn.left_out))
     _finish(fig, out_paths, title and f"{title}: disentanglement against NLL", note)
     return fig
 
@@ -282,14 +300,9 @@ def plot_dci_bars(
     ]
     if conditions:
         fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
-    seeds = sorted(set(table["seeds"]))
-    footer = [f"{DCI_LABELS[variant]} ({dci_key(variant)}, {dci_key(variant, 'completeness')})"]
-    footer += (
-        [f"bars: means over {', '.join(map(str, seeds))} seeds, dots: each seed"]
-        if seeds and seeds != [1]
-        else []
-    )
-    _footer(fig, footer + [f"not drawn: {', '.join(drawn.left_out)}"] * bool(drawn.left_out))
+    footer = [f"{DCI_LABELS[variant]}: {dci_key(variant)}, {dci_key(variant, 'completeness')}"]
+    footer += _seeds_line(table, "bars") + ["dots: each seed"] * bool(_seeds_line(table, "bars"))
+    _footer(fig, footer + not_drawn(drawn.left_out))
     _finish(fig, out_paths, title and f"{title}: disentanglement and completeness", note)
     return fig
 
@@ -373,7 +386,7 @@ def plot_recon_panels(
             (pos.x0 + pos.x1) / 2, top + 0.25 / height, condition_title(conditions[b], block["family"].iloc[0]).replace("\n", " "),
             ha="center", va="bottom", fontsize=10,
         )  # fmt: skip
-    _footer(fig, [f"not drawn: {', '.join(drawn.left_out)}"] * bool(drawn.left_out))
+    _footer(fig, not_drawn(drawn.left_out))
     _finish(
         fig, out_paths, title and f"{title}: held-out images and their reconstructions", note, layout=False
     )

@@ -4,10 +4,13 @@ import numpy as np
 import pytest
 import yaml
 
+from compgen.analysis.excess import main_factor_scores
 from compgen.conditions import (
     Condition,
     ConditionError,
+    clause_factors,
     load_split,
+    main_factors,
     split_masks,
     split_summary,
     write_split,
@@ -360,6 +363,53 @@ def test_written_split_roundtrips(tmp_path):
     summary = write_split(grid, cond, "circles", tmp_path / "s.npz", tmp_path / "s.json")
     train, test = load_split(tmp_path / "s.npz")
     assert summary["n_train"] == train.size == 924 and summary["n_test"] == test.size == 100
-    assert summary["n_total"] == 1024 and summary["main_factors"] == ["x", "y"]
+    assert summary["n_total"] == 1024 and summary["main_factors"] == ["y", "x"]
     assert np.intersect1d(train, test).size == 0 and np.all(np.diff(train) > 0)
     assert Condition.from_params(cond.params()) == cond
+
+
+# The original's latent plots (mmrl/lost-in-latent-space scripts/bin/analyse_models.sh): each
+# analysed condition's analysis.factor1 (the plot's y-axis and colour) and factor2 (its x-axis).
+ORIGINAL_LATENT_PLOT_FACTORS = {
+    ("dsprites", "sqr2tx"): ("shape", "posX"),  # composition runs 4, 5, 84, 85
+    ("shapes3d", "shape2ohue"): ("shape", "object_hue"),  # 13, 14, 92, 93; 23, 24, 98, 99
+    ("shapes3d", "shape2orient"): ("shape", "orientation"),  # 158, 159
+    ("shapes3d", "fhue2whue"): ("floor_hue", "wall_hue"),  # 34, 35, 90, 91
+    ("mpi3d", "cyl2vx"): ("object_shape", "vertical_axis"),  # 74, 76, 77
+    ("mpi3d", "cyl2bkg"): ("background_color", "object_shape"),  # 149, 150 (main text)
+    ("mpi3d", "bkg2cyl"): ("background_color", "object_shape"),  # 78-81 (commented out)
+    ("circles", "midpos"): ("y", "x"),  # 117, 118
+    ("circles", "shape2px"): ("y", "x"),
+    ("simple", "midpos"): ("shape", "x"),  # 122, 128
+    ("simple", "shape2px"): ("shape", "x"),
+}
+
+
+@pytest.mark.parametrize(
+    "key",
+    sorted(ORIGINAL_LATENT_PLOT_FACTORS),
+    ids=["/".join(k) for k in sorted(ORIGINAL_LATENT_PLOT_FACTORS)],
+)
+def test_latent_plot_factors_are_the_originals(key):
+    dataset, name = key
+    assert (
+        main_factors(dataset_grid(dataset), library_condition(dataset, name))
+        == ORIGINAL_LATENT_PLOT_FACTORS[key]
+    )
+
+
+def test_factor_order_changes_no_main_factor_score():
+    """cyl2bkg's factors (a claimed condition) are the test filter's two in the original's order:
+    the same set, and every score of the condition's two factors is the same in either order."""
+    condition = library_condition("mpi3d", "cyl2bkg")
+    named = {name for clause in condition.test for name in clause_factors(clause)}
+    assert set(condition.factors) == named == {"object_shape", "background_color"}
+    scores = {
+        "r2_train": {"object_shape": 0.91, "background_color": 0.97},
+        "r2_test": {"object_shape": 0.42, "background_color": 0.88},
+        "fit_train": {"object_shape": 0.95, "background_color": 0.83},
+    }
+    first = main_factor_scores(scores, condition.factors)
+    second = main_factor_scores(scores, tuple(reversed(condition.factors)))
+    assert first.pop("main_factors") == list(reversed(second.pop("main_factors")))
+    assert first == second

@@ -5,6 +5,7 @@ from matplotlib.image import imread
 from compgen.analysis.figures import (
     DPI,
     FIT_PANEL,
+    ORACLE_LABEL,
     curve_panels,
     plot_hinton,
     plot_latent_representation,
@@ -78,6 +79,32 @@ def test_latent_representation(tmp_path):
         "latents.png",
     )
     _check_png(path, size)
+
+
+def test_latent_representation_axes_follow_the_original():
+    """The original's latent_rep_plot (mmrl/lost-in-latent-space scripts/ingredients/analysis.py
+    lines 368-369, 394-405) draws its factor1's latent on the y-axis, factor2's on the x-axis, and
+    colours the training contours by factor1's class: the first of `factor_axes` is the y-axis."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    from compgen.analysis.figures import draw_latent_representation
+
+    z, classes, train = _two_factor_latents()
+    z[:, 0] += 100.0  # latent 0 (matched to factor 1 below) far from latent 1
+    oracle = np.array([[[100.5, 0.25]]])  # one cross, (latent 0, latent 1) as latent_axes orders it
+    ax = Figure().add_subplot()
+    scale = draw_latent_representation(
+        ax, z, classes, train, (1, 0), (0, 1), ["shape", "posX"], oracle_samples=oracle
+    )
+    assert ax.get_ylabel() == "z0 (matched to posX)" and ax.get_xlabel() == "z1 (matched to shape)"
+    assert ax.get_ylim()[0] > 90 and ax.get_xlim()[1] < 10  # latent 0 on y, latent 1 on x
+    (cross,) = [c for c in ax.collections if c.get_label() == ORACLE_LABEL]
+    np.testing.assert_allclose(cross.get_offsets(), [[0.25, 100.5]])
+    # Contours coloured by the first factor's class (posX, 6 classes), as the original's dim1_palette.
+    assert scale.norm.vmax == 5
+    colours = {tuple(to_rgba(c.get_edgecolor()[0])) for c in ax.collections if c.get_label() != ORACLE_LABEL}
+    assert {tuple(scale.to_rgba(k)) for k in range(6)} <= colours
 
 
 def test_latent_representation_degenerate_inputs(tmp_path):

@@ -250,7 +250,7 @@ def test_the_workflow_makes_an_iid_split_and_draws_it(tmp_path):
     done = run_snakemake(tmp_path, "--configfile", str(tmp_path / "study.yaml"), "--cores", "1", target)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads((tmp_path / "results/splits/circles/iid_like_midpos.json").read_text())
-    assert (summary["n_train"], summary["n_test"]) == (924, 100) and summary["main_factors"] == ["x", "y"]
+    assert (summary["n_train"], summary["n_test"]) == (924, 100) and summary["main_factors"] == ["y", "x"]
     expected = split_masks(
         dataset_grid("circles"), _iid(like=Condition("midpos", "recomb2range", MIDPOS), seed=2)
     )

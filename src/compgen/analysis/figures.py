@@ -151,21 +151,25 @@ def draw_latent_representation(
 ) -> ScalarMappable:
     """Draw the latent-representation contours on `ax`; returns the colour scale of factor i.
 
-    `oracle_samples` (... x 2, the plotted latents): the oracle's expected test distribution,
-    drawn as faint dark-red crosses; None (analysis files from before the oracle) draws none."""
+    As the original's `latent_rep_plot` (mmrl/lost-in-latent-space scripts/ingredients/analysis.py
+    lines 368-369, 394-405): the first factor (`factor_axes[0]`, its `factor1`) on the y-axis and
+    colouring the contours, the second on the x-axis.
+    `oracle_samples` (... x 2, the plotted latents in `latent_axes` order): the oracle's expected
+    test distribution, drawn as faint dark-red crosses; None (analysis files from before the
+    oracle) draws none."""
     z = np.asarray(z, dtype=np.float64)
     factor_classes = np.asarray(factor_classes)
     train_mask = np.asarray(train_mask, dtype=bool)
     fi, fj = factor_axes
     la, lb = latent_axes
-    xy = z[:, [la, lb]]
+    xy = z[:, [lb, la]]  # x: the second factor's latent, y: the first's
     # A diverged model can give non-finite latents; they have no place on the axes.
     finite = np.isfinite(xy).all(axis=1)
     xy, factor_classes, train_mask = xy[finite], factor_classes[finite], train_mask[finite]
     if len(xy) == 0:
         xy = np.zeros((0, 2))
     expected = np.zeros((0, 2)) if oracle_samples is None else np.asarray(oracle_samples, dtype=np.float64)
-    expected = expected.reshape(-1, 2)
+    expected = expected.reshape(-1, 2)[:, ::-1]
     expected = expected[np.isfinite(expected).all(axis=1)]
     n_bins = 120
     # The axes also hold the expected points: where the encoder should have put the held-out ones.
@@ -216,8 +220,8 @@ def draw_latent_representation(
 
     ax.set_xlim(edges_x[0], edges_x[-1])
     ax.set_ylim(edges_y[0], edges_y[-1])
-    ax.set_xlabel(f"z{la} (matched to {factor_names[fi]})")
-    ax.set_ylabel(f"z{lb} (matched to {factor_names[fj]})")
+    ax.set_xlabel(f"z{lb} (matched to {factor_names[fj]})")
+    ax.set_ylabel(f"z{la} (matched to {factor_names[fi]})")
     handles = [Line2D([], [], color=HELD_OUT_COLOUR, label="held out")] if (~train_mask).any() else []
     if len(expected):
         handles.append(
@@ -242,7 +246,8 @@ def plot_latent_representation(
 ) -> None:
     """Density contours of two latents, one per training combination of two factors.
 
-    x / y are latents `latent_axes` (those matched to factors `factor_axes`). Each training
+    y / x are latents `latent_axes` (those matched to factors `factor_axes`), the first factor on
+    the y-axis as the original's figures. Each training
     combination (class of factor i, class of factor j) gets contours coloured by factor i's
     class; points outside `train_mask` (the held-out combinations) are drawn in red. Groups too
     small for a density are drawn as points. `oracle_samples`, when given, are the latent

@@ -1,9 +1,13 @@
 # The ICLR 2021 paper's figures of each dataset (compgen.summary.iclr_figures), for a study with
-# analysis.iclr_figures: true: D against NLL, D and C bars, and held-out reconstructions of every
-# model of the dataset (the ground-truth decoders beside the VAEs), one panel per condition.
-from compgen.summary.iclr_figures import FIGURES as ICLR_FIGURES
+# analysis.iclr_figures: true: D against NLL, D and C bars, and held-out reconstructions of the
+# dataset's VAEs and ground-truth decoders (tasks unsupervised, gt_decoder), one panel per condition.
+from compgen.summary.iclr_figures import FIGURE_TASKS as ICLR_FIGURE_TASKS, FIGURES as ICLR_FIGURES
 
-ICLR_FIGURE_DATASETS = STUDY.datasets_used() if config["analysis"]["iclr_figures"] else []
+ICLR_FIGURE_DATASETS = (
+    sorted({r.dataset for r in STUDY.runs if r.spec["model"]["task"] in ICLR_FIGURE_TASKS})
+    if config["analysis"]["iclr_figures"]
+    else []
+)
 
 
 def iclr_figure_targets():
@@ -13,9 +17,13 @@ def iclr_figure_targets():
 
 
 def iclr_runs(wildcards):
-    """The dataset's runs: every seed for the scores' figures, each model's first seed for the
-    reconstructions (the same runs group_figure draws)."""
-    runs = [r for r in STUDY.runs if r.dataset == wildcards.dataset]
+    """The dataset's runs of the VAEs and ground-truth decoders (ICLR_FIGURE_TASKS): every seed for
+    the scores' figures, each model's first seed for the reconstructions."""
+    runs = [
+        r
+        for r in STUDY.runs
+        if r.dataset == wildcards.dataset and r.spec["model"]["task"] in ICLR_FIGURE_TASKS
+    ]
     if wildcards.iclr_figure != "recon_panels":
         return runs
     first = {}

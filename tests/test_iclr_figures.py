@@ -1,5 +1,5 @@
-"""The ICLR 2021 figures of a dataset (compgen.summary.iclr_figures): what each draws is the scores
-and arrays it comes from, the ground-truth decoder at D = 1; the ICLR study plans them."""
+"""The ICLR 2021 figures of a dataset (compgen.summary.iclr_figures, iclr_plots): what each draws is
+the scores and arrays it comes from, the ground-truth decoder at D = 1; the ICLR study plans them."""
 
 import json
 
@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from compgen.analysis.dci_choice import DCI_PREFIXES, dci_key
-from compgen.summary.iclr_figures import (
-    GT_DECODER_D,
-    dci_bars,
-    draw_iclr_figure,
-    nll_points,
-    recon_panels,
-)
+from compgen.summary.iclr_figures import GT_DECODER_D, dci_bars, nll_points, recon_panels
+from compgen.summary.iclr_plots import draw_iclr_figure
 from conftest import ROOT, run_snakemake
 
 NAN = float("nan")

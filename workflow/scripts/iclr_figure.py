@@ -1,5 +1,5 @@
 from compgen.logs import setup_logging
-from compgen.summary.iclr_figures import draw_iclr_figure
+from compgen.summary.iclr_plots import draw_iclr_figure
 from compgen.tasks import model_labels
 
 setup_logging(snakemake.log[0])

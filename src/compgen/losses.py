@@ -57,6 +57,17 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
 MMD_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 MMD_KINDS = ("original", "unbiased")
 
+# What the composition loss reconstructs (`models.<m>.objective`; Objective.composition).
+COMPOSITION_OBJECTIVES = ("target_and_inputs", "target_only")
+
+
+def check_objective(objective: str) -> str:
+    if objective not in COMPOSITION_OBJECTIVES:
+        raise ValueError(
+            f"unknown models.<model>.objective {objective!r}; allowed: {', '.join(COMPOSITION_OBJECTIVES)}"
+        )
+    return objective
+
 
 def imq_mmd(x: torch.Tensor, y: torch.Tensor, prior_var: float, scales=MMD_SCALES) -> torch.Tensor:
     """Unbiased MMD² between samples x and y (n x d each) with inverse multiquadratic kernels
@@ -161,13 +172,30 @@ class Objective(nn.Module, abc.ABC):
         ).mean()
         return {"recon_target": rec_target, "recon_inputs": rec_inputs}
 
-    def composition(self, out: dict, ref, cmd, target, step: int) -> dict[str, torch.Tensor]:
-        """Target reconstruction plus, as in the original, reconstruction and penalty of both inputs."""
-        recon = self.composition_recon(out, ref, cmd, target)
+    def composition_penalty(self, out: dict, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The penalty of a triplet's two encoded inputs: by default each input's, summed. For the
+        VAE and the β-VAE this is the originals' term (the KL summed over both inputs' posteriors,
+        divided by the number of triplets: `GaussianVAELoss.latent_term`, mmrl/lost-in-latent-space
+        `src/training/loss.py` lines 101-106, mmrl/disent-and-gen `src/training/loss.py` lines 74-79)."""
         pen_ref, parts_ref = self.penalty(out["mu_ref"], out["logvar_ref"], out["z_ref"], step)
         pen_cmd, parts_cmd = self.penalty(out["mu_cmd"], out["logvar_cmd"], out["z_cmd"], step)
         parts = {k: v if k in self.settings else v + parts_cmd[k] for k, v in parts_ref.items()}
-        return {**recon, **parts, "loss": recon["recon_target"] + recon["recon_inputs"] + pen_ref + pen_cmd}
+        return pen_ref + pen_cmd, parts
+
+    def composition(
+        self, out: dict, ref, cmd, target, step: int, objective: str = "target_and_inputs"
+    ) -> dict[str, torch.Tensor]:
+        """The composition loss (`models.<m>.objective`): `target_and_inputs`, the NeurIPS code's,
+        reconstructs the target, the reference and the command; `target_only`, the ICLR code's,
+        the target alone (its `Composer` decodes nothing else: mmrl/disent-and-gen
+        `scripts/ingredients/composers.py` lines 110-125, `AELoss.forward` in `src/training/loss.py`
+        lines 41-50). Both add `composition_penalty`."""
+        penalty, parts = self.composition_penalty(out, step)
+        if check_objective(objective) == "target_only":
+            rec_target = reconstruction_per_image(out["recon_target"], target, self.recon).mean()
+            return {"recon_target": rec_target, **parts, "loss": rec_target + penalty}
+        recon = self.composition_recon(out, ref, cmd, target)
+        return {**recon, **parts, "loss": recon["recon_target"] + recon["recon_inputs"] + penalty}
 
 
 class VAELoss(Objective):
@@ -200,9 +228,22 @@ class CCIVAELoss(Objective):
         return self.capacity_max * min(step / self.capacity_steps, 1.0)
 
     def penalty(self, mu, logvar, z, step):
-        kl = kl_divergence_per_image(mu, logvar).mean()
+        return self.capped(kl_divergence_per_image(mu, logvar).mean(), step)
+
+    def capped(self, kl: torch.Tensor, step: int):
         capacity = self.capacity(step)
         return self.gamma * (kl - capacity).abs(), {"kl": kl, "capacity": torch.full_like(kl, capacity)}
+
+    def composition_penalty(self, out, step):
+        """gamma |KL(reference) + KL(command) - C|, one capacity for both inputs together, as both
+        originals (`CCIVAE.latent_term`: the KL summed over the inputs' posteriors and divided by the
+        triplets, mmrl/lost-in-latent-space `src/training/loss.py` lines 135-140, mmrl/disent-and-gen
+        `src/training/loss.py` lines 108-113)."""
+        kl = (
+            kl_divergence_per_image(out["mu_ref"], out["logvar_ref"])
+            + kl_divergence_per_image(out["mu_cmd"], out["logvar_cmd"])
+        ).mean()
+        return self.capped(kl, step)
 
 
 def permute_dims(z: torch.Tensor) -> torch.Tensor:
@@ -330,22 +371,15 @@ class WAELoss(Objective):
         mmd, logvar_l1 = self.mmd_term(z), self.logvar_l1(logvar)
         return self.mmd_weight * mmd + self.logvar_penalty * logvar_l1, {"mmd": mmd, "logvar_l1": logvar_l1}
 
-    def composition(self, out, ref, cmd, target, step):
+    def composition_penalty(self, out, step):
         if self.mmd != "original":
-            return super().composition(out, ref, cmd, target, step)
+            return super().composition_penalty(out, step)
         # The original's CompositionNet returns z of shape (batch, 3, latent): reference, command
         # and composed latent of each triplet, one sample of the MMD.
-        z = torch.stack([out["z_ref"], out["z_cmd"], out["z_target"]], dim=1)
-        mmd = self.mmd_term(z)
+        mmd = self.mmd_term(torch.stack([out["z_ref"], out["z_cmd"], out["z_target"]], dim=1))
         logvar_l1 = self.logvar_l1(out["logvar_ref"]) + self.logvar_l1(out["logvar_cmd"])
-        recon = self.composition_recon(out, ref, cmd, target)
         penalty = self.mmd_weight * mmd + self.logvar_penalty * logvar_l1
-        return {
-            **recon,
-            "mmd": mmd,
-            "logvar_l1": logvar_l1,
-            "loss": recon["recon_target"] + recon["recon_inputs"] + penalty,
-        }
+        return penalty, {"mmd": mmd, "logvar_l1": logvar_l1}
 
 
 LOSSES: dict[str, type[Objective]] = {

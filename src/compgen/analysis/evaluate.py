@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -58,6 +58,8 @@ class AnalysisInputs:
     sizes: dict
     seed: int = 0
     batch: int = BATCH
+    # The model's config section (the composition's `command` draws its scoring triplets).
+    model_cfg: dict = field(default_factory=dict)
 
     def images(self, indices: np.ndarray) -> torch.Tensor:
         """Images as float NCHW in [0, 1]."""
@@ -369,7 +371,14 @@ def analyse_run(
     model, payload = load_trained(model_path)
     task = get_task(payload["model_config"]["task"])
     inputs = AnalysisInputs(
-        str(dataset_path), grid, train, test, payload["model_config"]["recon"], PRESETS[preset], seed
+        str(dataset_path),
+        grid,
+        train,
+        test,
+        payload["model_config"]["recon"],
+        PRESETS[preset],
+        seed,
+        model_cfg=payload["model_config"],
     )
     rng = np.random.default_rng(seed)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
@@ -35,7 +35,8 @@ class TrainingData:
     factor values; `recon` the reconstruction loss; `classes` their factor classes; `fit` and `val`
     (sorted numpy rows) the parts that are trained on and that select the best epoch (with
     `training.validation: train_sample`, `fit` is every row and `val` a sample of them);
-    `rebalance` the factor whose values batches make equally frequent (None: uniform rows).
+    `rebalance` the factor whose values batches make equally frequent (None: uniform rows);
+    `model_cfg` the run's model section (task settings such as the composition's `command`).
     """
 
     grid: Grid
@@ -49,6 +50,7 @@ class TrainingData:
     device: torch.device
     seed: int
     rebalance: str | None = None
+    model_cfg: dict = field(default_factory=dict)
 
     @property
     def n_factors(self) -> int:
@@ -98,6 +100,11 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def build_model(self, model_cfg: dict, image_shape: tuple[int, int, int], n_factors: int) -> nn.Module:
         """A freshly initialised model for images of (H, W, C)."""
+
+    def selection_part_for(self, model_cfg: dict) -> str:
+        """The part the best epoch is selected on for this model (`val_<part>` in train_log.csv);
+        by default `selection_part`."""
+        return self.selection_part
 
     # -- training -------------------------------------------------------------------------
     def initialise(self, model: nn.Module, run: dict) -> None:  # noqa: B027 (an optional hook)

@@ -12,6 +12,20 @@ from compgen.tasks.unsupervised import build_vae
 # The seed stream of the training-target triplets (compgen.training.batches uses 0-2 per epoch).
 TRAIN_TARGET_STREAM = 3
 
+# What selects the best epoch (`models.<m>.select_on`) -> the part logged as val_<part>.
+SELECTION_PARTS = {"target": "recon_target", "all": "recon_all"}
+
+# The model keys of the task's protocol and their defaults (the schema's): the NeurIPS code's.
+DEFAULTS = {"objective": "target_and_inputs", "command": "resample_others", "select_on": "target"}
+
+
+def setting(model_cfg: dict, key: str) -> str:
+    """A composition model's protocol setting (DEFAULTS), checked."""
+    value = model_cfg.get(key, DEFAULTS[key])
+    if key == "select_on" and value not in SELECTION_PARTS:
+        raise ValueError(f"unknown models.<model>.select_on {value!r}; allowed: {', '.join(SELECTION_PARTS)}")
+    return value
+
 
 class Composition(Task):
     name = "composition"
@@ -26,7 +40,21 @@ class Composition(Task):
         return None
 
     def label(self, model_cfg):
-        return f"{super().label(model_cfg)} ({model_cfg['op']})"
+        words = [model_cfg["op"]]
+        if setting(model_cfg, "objective") == "target_only":
+            words.append("target only")
+        if setting(model_cfg, "command") == "same_value":
+            words.append("same-value command")
+        return f"{super().label(model_cfg)} ({', '.join(words)})"
+
+    def selection_part_for(self, model_cfg):
+        """`select_on: target` (compgen's default) selects on the composed target's reconstruction,
+        as the ICLR code (its first metric, `recons_nll` of the target: mmrl/disent-and-gen
+        `scripts/experiments/composition.py` lines 145-146, `src/training/loss.py` lines 257-263);
+        `all` on the reference's, command's and target's together, as the NeurIPS code (its
+        `recons_nll` on the stacked three, `scripts/experiments/composition.py` lines 177-178,
+        `src/dataset/tuples.py` lines 203-205)."""
+        return SELECTION_PARTS[setting(model_cfg, "select_on")]
 
     def build_model(self, model_cfg, image_shape, n_factors):
         from compgen.models import CompositionModel
@@ -45,7 +73,12 @@ class Composition(Task):
         from compgen.training.batches import SHUFFLE_STREAM, Triplets, TripletSampler, derived_seed
 
         sampler = TripletSampler(
-            data.classes[data.fit], data.grid.sizes, torch.Generator(), data.device, data.fit_weights
+            data.classes[data.fit],
+            data.grid.sizes,
+            torch.Generator(),
+            data.device,
+            data.fit_weights,
+            command=setting(data.model_cfg, "command"),
         )
         fit_rows, seed = data.fit_rows, data.seed
 
@@ -72,7 +105,14 @@ class Composition(Task):
         )
 
         g = torch.Generator().manual_seed(derived_seed(data.seed, 0, VALIDATION_STREAM))
-        flat = heldout_triplets(data.grid.sizes, data.classes, data.classes[data.val], int(data.val.size), g)
+        flat = heldout_triplets(
+            data.grid.sizes,
+            data.classes,
+            data.classes[data.val],
+            int(data.val.size),
+            g,
+            setting(data.model_cfg, "command"),
+        )
         rows = position_lookup(data.train_flat, data.grid.n)
         return Triplets(
             *(torch.as_tensor(rows[f] if i < 3 else f, device=data.device) for i, f in enumerate(flat))
@@ -84,17 +124,25 @@ class Composition(Task):
         from compgen.training.batches import action_onehot
 
         ref, cmd, target = data.images(batch.ref), data.images(batch.cmd), data.images(batch.target)
-        out = model.compose(ref, cmd, action_onehot(batch.d, data.n_factors))
-        return objective.composition(out, ref, cmd, target, step), torch.cat([out["z_ref"], out["z_cmd"]])
+        kind = setting(data.model_cfg, "objective")
+        out = model.compose(
+            ref, cmd, action_onehot(batch.d, data.n_factors), decode_inputs=kind != "target_only"
+        )
+        parts = objective.composition(out, ref, cmd, target, step, kind)
+        return parts, torch.cat([out["z_ref"], out["z_cmd"]])
 
     def validation_loss(self, model, batch, data, objective):
         from compgen.losses import reconstruction_per_image
         from compgen.training.batches import action_onehot
 
-        out = model.compose(
-            data.images(batch.ref), data.images(batch.cmd), action_onehot(batch.d, data.n_factors)
-        )
-        return reconstruction_per_image(out["recon_target"], data.images(batch.target), data.recon)
+        ref, cmd, target = data.images(batch.ref), data.images(batch.cmd), data.images(batch.target)
+        everything = setting(data.model_cfg, "select_on") == "all"
+        out = model.compose(ref, cmd, action_onehot(batch.d, data.n_factors), decode_inputs=everything)
+        loss = reconstruction_per_image(out["recon_target"], target, data.recon)
+        if everything:
+            loss = loss + reconstruction_per_image(out["recon_ref"], ref, data.recon)
+            loss = loss + reconstruction_per_image(out["recon_cmd"], cmd, data.recon)
+        return loss
 
     def encode(self, model, images, codes):
         mu, _ = model.encode(images)
@@ -110,7 +158,7 @@ class Composition(Task):
         mean losses.
 
         Both sets are drawn by `heldout_triplets` (d, reference and command built backwards from the
-        target), `n_triplets` each. The held-out set is the one `composition_loss_test` has always
+        target, the command as the model was trained: `command`), `n_triplets` each. The held-out set is the one `composition_loss_test` has always
         used (a generator seeded with the analysis' seed; ref and cmd from training and held-out
         codes). The training set draws its targets, references and commands among training codes
         only, as the model was trained: with held-out references or commands the training excess
@@ -122,10 +170,11 @@ class Composition(Task):
         from compgen.training.batches import derived_seed, heldout_triplets
 
         grid, n = inputs.grid, inputs.sizes["n_triplets"]
+        command = setting(getattr(inputs, "model_cfg", {}), "command")
         train_classes = grid.classes(inputs.train)
         generator = torch.Generator().manual_seed(derived_seed(inputs.seed, 0, TRAIN_TARGET_STREAM))
         loss_train, floor_train = target_losses(
-            model, inputs, heldout_triplets(grid.sizes, train_classes, train_classes, n, generator)
+            model, inputs, heldout_triplets(grid.sizes, train_classes, train_classes, n, generator, command)
         )
         loss_test = floor_test = np.zeros(0)
         if inputs.test.size:  # an all-data reference has no held-out combination to compose
@@ -133,7 +182,7 @@ class Composition(Task):
             loss_test, floor_test = target_losses(
                 model,
                 inputs,
-                heldout_triplets(grid.sizes, train_classes, grid.classes(inputs.test), n, generator),
+                heldout_triplets(grid.sizes, train_classes, grid.classes(inputs.test), n, generator, command),
             )
         mean = lambda x: float(x.mean()) if x.size else float("nan")  # noqa: E731
         return {

@@ -18,6 +18,16 @@ import torch.nn.functional as F
 # Independent random streams per (run seed, epoch): the purpose of each draw.
 SHUFFLE_STREAM, NOISE_STREAM, VALIDATION_STREAM = 0, 1, 2
 
+# How a triplet's command is drawn (`models.<m>.command`): `resample_others` as the NeurIPS code's
+# `TripletDataset`, `same_value` as the ICLR code's `Triplets` (CodeTables.command_same_value).
+COMMANDS = ("resample_others", "same_value")
+
+
+def check_command(command: str) -> str:
+    if command not in COMMANDS:
+        raise ValueError(f"unknown models.<model>.command {command!r}; allowed: {', '.join(COMMANDS)}")
+    return command
+
 
 def derived_seed(seed: int, epoch: int, stream: int) -> int:
     """Independent 63-bit seeds per (run seed, epoch, purpose)."""
@@ -163,7 +173,26 @@ class CodeTables:
             cur = self.line_order[f, start + j]
         return cur
 
-    def triplets_from_targets(self, target: torch.Tensor, generator: torch.Generator) -> Triplets:
+    def command_same_value(
+        self, target: torch.Tensor, d: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The command row for each (target, d) as the ICLR code's `Triplets.__getitem__`
+        (mmrl/disent-and-gen, `src/dataset/transforms.py` lines 41-44): uniformly any row whose
+        value of d is the target's, the target itself included; the other factors are free."""
+        value = self.classes[target, d]
+        j = self._uniform_below(self.value_count[d, value], generator)
+        return self.value_order[d, self.value_start[d, value] + j]
+
+    def draw_command(
+        self, target: torch.Tensor, d: torch.Tensor, generator: torch.Generator, command: str
+    ) -> torch.Tensor:
+        if check_command(command) == "same_value":
+            return self.command_same_value(target, d, generator)
+        return self.command(target, d, generator)
+
+    def triplets_from_targets(
+        self, target: torch.Tensor, generator: torch.Generator, command: str = "resample_others"
+    ) -> Triplets:
         """Triplets built backwards from given targets: d, then the reference, then the command.
 
         The command is drawn as in training (`command`), with these tables' codes as the valid ones.
@@ -173,7 +202,7 @@ class CodeTables:
         """
         d = self.choose_factor(target, generator)
         ref = self.line_neighbour(target, d, generator)
-        cmd = self.command(target, d, generator)
+        cmd = self.draw_command(target, d, generator, command)
         return Triplets(ref, cmd, target, d)
 
 
@@ -184,7 +213,8 @@ class TripletSampler:
     A reference is drawn uniformly among rows that have another valid value in some factor (or, with
     `ref_weights`, one weight per row of `train_classes`, by those weights: `training.rebalance`); d
     uniformly among those factors; the target is a random training code differing from the
-    reference in d only; the command as the original's (`CodeTables.command`).
+    reference in d only; the command as the NeurIPS code's (`CodeTables.command`), or with
+    `command="same_value"` as the ICLR code's (`CodeTables.command_same_value`).
     """
 
     def __init__(
@@ -194,9 +224,11 @@ class TripletSampler:
         generator: torch.Generator,
         device="cpu",
         ref_weights: torch.Tensor | None = None,
+        command: str = "resample_others",
     ):
         self.generator = generator
         self.device = torch.device(device)
+        self.command = check_command(command)
         self.tables = CodeTables(train_classes, sizes, device=generator.device)
         self.eligible = torch.nonzero(self.tables.has_alternative.any(1)).flatten()
         if self.eligible.numel() == 0:
@@ -223,14 +255,20 @@ class TripletSampler:
         ref = self.eligible[pick]
         d = self.tables.choose_factor(ref, g)
         target = self.tables.line_neighbour(ref, d, g)
-        cmd = self.tables.command(target, d, g)
+        cmd = self.tables.draw_command(target, d, g, self.command)
         return Triplets(*(t.to(self.device) for t in (ref, cmd, target, d)))
 
 
 def heldout_triplets(
-    grid_sizes, train_classes: np.ndarray, test_classes: np.ndarray, n: int, generator: torch.Generator
+    grid_sizes,
+    train_classes: np.ndarray,
+    test_classes: np.ndarray,
+    n: int,
+    generator: torch.Generator,
+    command: str = "resample_others",
 ) -> Triplets:
-    """`n` triplets whose target is a held-out (test) code; ref and cmd come from train and test.
+    """`n` triplets whose target is a held-out (test) code; ref and cmd come from train and test,
+    the command drawn as `command` says (TripletSampler).
 
     Returns numpy int64 full-grid (C-order flat) indices of ref, cmd and target, and d.
     """
@@ -246,7 +284,7 @@ def heldout_triplets(
     if eligible.numel() == 0:
         raise ValueError("no held-out code has another valid value in any factor: no held-out triplets exist")
     target = eligible[torch.randint(eligible.numel(), (n,), generator=generator, device=generator.device)]
-    rows = tables.triplets_from_targets(target, generator)
+    rows = tables.triplets_from_targets(target, generator, command)
     flat = tables.flat.cpu().numpy()
     return Triplets(
         flat[rows.ref.cpu().numpy()],

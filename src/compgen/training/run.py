@@ -151,7 +151,16 @@ def steps_per_epoch(n_fit: int, batch_size: int, max_steps: int | None) -> int:
 
 
 def subset_data(
-    grid, train_flat: np.ndarray, fit, val, images: Callable, recon: str, device, seed: int, rebalance=None
+    grid,
+    train_flat: np.ndarray,
+    fit,
+    val,
+    images: Callable,
+    recon: str,
+    device,
+    seed: int,
+    rebalance=None,
+    model_cfg: dict | None = None,
 ) -> TrainingData:
     """TrainingData of a training subset (dataset indices `train_flat`) whose images `images` gives
     by subset row; factor classes and standardised values from the grid."""
@@ -169,6 +178,7 @@ def subset_data(
         device=device,
         seed=seed,
         rebalance=rebalance,
+        model_cfg=dict(model_cfg or {}),
     )
 
 
@@ -189,7 +199,16 @@ def load_training_data(
         images_to_tensor(read_rows(dataset_path, train_flat), device), channels_last=channels_last
     )
     return subset_data(
-        grid, train_flat, fit, val, images, run["model"]["recon"], device, int(run["seed"]), cfg["rebalance"]
+        grid,
+        train_flat,
+        fit,
+        val,
+        images,
+        run["model"]["recon"],
+        device,
+        int(run["seed"]),
+        cfg["rebalance"],
+        run["model"],
     )
 
 
@@ -230,7 +249,7 @@ def setup_run(
     steps = steps_per_epoch(int(data.fit.size), batch_size, cfg["max_steps_per_epoch"])
     trainer = Engine(make_train_step(model, optimizer, task, data, objective, amp))
     record = TrainingRecord(
-        fingerprint(run, split_sha256, data_sha256, amp, base_sha256), task.selection_part
+        fingerprint(run, split_sha256, data_sha256, amp, base_sha256), task.selection_part_for(model_cfg)
     )
     attach_record(trainer, record)
     attach_pause(trainer)
@@ -305,11 +324,19 @@ def validation_floor(task: Task, data: TrainingData, batch: int) -> float:
     """The mean reconstruction floor of the validation images (compgen.analysis.excess: the loss
     a perfect reconstruction still has, the pixels' own entropy under BCE); 0 for a selection loss
     that is not a reconstruction (a regressor's MSE) or has no floor (MSE). A composition model's
-    validation targets are the validation rows, one triplet each, so the same mean applies."""
+    validation targets are the validation rows, one triplet each, so the same mean applies; for one
+    selected on all three images (`select_on: all`), the sum of its validation triplets' mean
+    reference, command and target floors."""
     from compgen.analysis.excess import batched_floors
 
-    if task.selection_part not in ("recon", "recon_target") or data.recon != "bce" or not data.val.size:
+    part = task.selection_part_for(getattr(data, "model_cfg", {}))
+    if part not in ("recon", "recon_target", "recon_all") or data.recon != "bce" or not data.val.size:
         return 0.0
+    if part == "recon_all":  # per triplet: reference + command + target
+        ref, cmd, target, _ = task.validation_set(data)
+        return sum(
+            float(batched_floors(data.images, r, data.recon, batch).mean()) for r in (ref, cmd, target)
+        )
     rows = torch.as_tensor(data.val, device=data.device)
     return float(batched_floors(data.images, rows, data.recon, batch).mean())
 
@@ -404,7 +431,7 @@ def summarise(training: TrainingRun, resumed_epoch: int) -> dict:
         "stopped_epoch": int(record.history[-1]["epoch"]) if record.history else 0,
         "best_epoch": record.best_epoch,
         "best_val": record.best_val,
-        "selected_by": f"val_{training.task.selection_part}",
+        "selected_by": f"val_{record.selection_part}",
         # Every epoch's held-out over training excess (compgen.training.gap_probe); [] without it.
         "probe_gap": [float(row["probe_gap"]) for row in record.history if "probe_gap" in row],
         "resumed_from_epoch": resumed_epoch,

@@ -113,8 +113,9 @@ def test_iclr_study_config():
     study = Study(load_config(ROOT / "config/iclr2021.yaml"))
     # dSprites 3 conditions x (VAE, beta 8, 12, CCI; FactorVAE x 3, MLP beta-VAE; 2 decoders);
     # 3DShapes 4 x (4 + 3 + 3 decoders) and the 3 decoders alone on ohue_whue2fhue
-    # (run-decoders.sh); MPI3D 5 x (4 + 3 + 1 decoder); three seeds.
-    assert len(study.runs) == (3 * 10 + 4 * 10 + 3 + 5 * 8) * 3 == 339
+    # (run-decoders.sh); MPI3D 5 x (4 + 3 + 1 decoder); the composition task on dSprites' 3
+    # conditions and all data x 4 (run-composition.sh); three seeds.
+    assert len(study.runs) == (3 * 10 + 4 * 10 + 3 + 5 * 8 + 4 * 4) * 3 == 387
     assert sorted(r.model for r in study.runs if r.condition == "ohue_whue2fhue" and r.seed == 0) == [
         "gt_decoder_decoderdeep_bn",
         "gt_decoder_decoderhiggins",
@@ -137,7 +138,7 @@ def test_iclr_study_config():
     assert decoder["model"]["inputs"] == "raw" and decoder["model"]["decoder"] == "deep_bn"
     assert (decoder["training"]["lr"], decoder["training"]["epochs"]) == (1e-3, 500)
     assert decoder["training"]["max_steps_per_epoch"] == 10
-    assert {r.spec["model"]["task"] for r in study.runs} == {"unsupervised", "gt_decoder"}
+    assert {r.spec["model"]["task"] for r in study.runs} == {"unsupervised", "gt_decoder", "composition"}
 
 
 def test_demo_config_is_small():

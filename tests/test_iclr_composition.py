@@ -284,7 +284,7 @@ def test_iclr_protocol_trains_and_logs_the_target_only(data, tmp_path):
 def test_select_on_all_selects_on_the_three_reconstructions(data, tmp_path):
     """`select_on: all`, the NeurIPS code's selection: `score_fn` takes its first metric,
     `recons_nll` (`scripts/experiments/composition.py` lines 177-178, `scripts/configs/training.py`
-    line 37), on the stacked reference, command and transformed images (`src/dataset/tuples.py`
+    line 36), on the stacked reference, command and transformed images (`src/dataset/tuples.py`
     lines 203-205; `ReconstructionNLL`, `src/training/loss.py` lines 552-558)."""
     dataset, split = data
     run = make_run(op="fixint", select_on="all")

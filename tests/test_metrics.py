@@ -367,3 +367,21 @@ def test_dci_iclr_gives_a_factor_constant_in_training_a_zero_column():
     assert importance.shape == (3, 3) and not importance[:, 2].any() and importance[:, :2].any()
     assert scores["completeness_per_factor"][2] == pytest.approx(1.0)  # the EPS quirk
     assert scores["informativeness_per_factor"][2] == pytest.approx(1.0)  # no variance to miss
+
+
+def test_r2_of_held_out_values_at_the_training_mean_is_undefined_not_a_huge_failure():
+    """dSprites ell2tx: the held-out images are all ellipses (shape 2), the training mean of shape
+    about 2.00; R² against that mean divides by almost nothing (a regressor read -76,505)."""
+    rng = np.random.default_rng(0)
+    train = rng.choice([1.0, 2.0, 3.0], size=(3000, 1), p=[0.4, 0.2, 0.4])
+    test = np.full((500, 1), 2.0)
+    predicted = test + rng.normal(0, 0.1, size=test.shape)
+    mean, var = train.mean(axis=0), train.var(axis=0)
+    assert abs(mean[0] - 2.0) < 0.05  # the baseline is tiny: (2 - mean)^2
+    assert metrics.r2_against_training_mean(predicted, test, mean)[0] < -3  # ill-conditioned without the guard
+    assert np.isnan(metrics.r2_against_training_mean(predicted, test, mean, var)[0])
+    # Held-out values away from the training mean (sqr2tx: squares, shape 1) are scored as before.
+    squares = np.full((500, 1), 1.0)
+    guarded = metrics.r2_against_training_mean(squares + 0.1, squares, mean, var)[0]
+    assert guarded == pytest.approx(metrics.r2_against_training_mean(squares + 0.1, squares, mean)[0])
+    assert guarded == pytest.approx(1 - 0.01 / (1 - mean[0]) ** 2)

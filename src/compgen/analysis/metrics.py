@@ -361,18 +361,29 @@ def mig(z: np.ndarray, factor_classes: np.ndarray, n_bins: int = 20) -> float:
     return float(np.mean(gaps)) if gaps else 0.0
 
 
-def r2_against_training_mean(predicted: np.ndarray, truth: np.ndarray, train_mean: np.ndarray) -> list[float]:
+# A held-out set whose values sit within a tenth of a training standard deviation of the training
+# mean (baseline MSE below 1 % of the training variance) leaves R² ill-conditioned: dSprites ell2tx
+# holds out ellipses (shape 2) where the training mean of shape is 2.00, and a regressor's R² of
+# shape there read -76,505. Such a column is undefined (NaN), not a failure of the readout.
+MIN_BASELINE_SHARE = 0.01
+
+
+def r2_against_training_mean(
+    predicted: np.ndarray, truth: np.ndarray, train_mean: np.ndarray, train_var: np.ndarray | None = None
+) -> list[float]:
     """Per column: 1 - MSE(predicted) / MSE(train_mean), both on the rows of `truth`.
 
     The baseline is the best prediction without information, the training rows' mean, scored on
     the same rows: latents that carry nothing score about 0 on training and held-out rows alike.
-    A column whose rows all equal the training mean has nothing to explain and scores NaN.
+    A column whose rows all equal the training mean has nothing to explain and scores NaN, as does
+    one whose baseline is below MIN_BASELINE_SHARE of the training variance `train_var` (given).
     """
     predicted, truth = _as_2d(predicted), _as_2d(truth)
     mse = np.mean((predicted - truth) ** 2, axis=0)
     baseline = np.mean((np.asarray(train_mean, dtype=np.float64) - truth) ** 2, axis=0)
+    floor = 0.0 if train_var is None else MIN_BASELINE_SHARE * np.asarray(train_var, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(baseline > 0, 1.0 - mse / baseline, np.nan)
+        r2 = np.where((baseline > 0) & (baseline >= floor), 1.0 - mse / baseline, np.nan)
     return [float(x) for x in r2]
 
 
@@ -384,4 +395,4 @@ def readout_r2(
     z_train, v_train = _as_2d(z_train), _as_2d(v_train)
     z_test, v_test = _as_2d(z_test), _as_2d(v_test)
     model = LinearRegression().fit(z_train, v_train)
-    return r2_against_training_mean(model.predict(z_test), v_test, v_train.mean(axis=0))
+    return r2_against_training_mean(model.predict(z_test), v_test, v_train.mean(axis=0), v_train.var(axis=0))

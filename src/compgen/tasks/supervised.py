@@ -11,14 +11,14 @@ from compgen.tasks.base import Task
 
 
 def regression_r2(
-    predicted: np.ndarray, truth: np.ndarray, train_mean: np.ndarray, scored: list[int]
+    predicted: np.ndarray, truth: np.ndarray, train_mean: np.ndarray, scored: list[int], train_var=None
 ) -> list[float]:
     """Per-factor R² of predictions of the standardised factors against the training images' mean
     (metrics.r2_against_training_mean, on the same rows); NaN for factors outside `scored` (a
     factor held constant in the split is predicted trivially)."""
     from compgen.analysis import metrics
 
-    r2 = metrics.r2_against_training_mean(predicted, truth, train_mean)
+    r2 = metrics.r2_against_training_mean(predicted, truth, train_mean, train_var)
     return [r if k in scored else float("nan") for k, r in enumerate(r2)]
 
 
@@ -55,10 +55,11 @@ class Supervised(Task):
         return None  # a regressor has no decoder
 
     def r2_scores(self, grid, z_train, v_train, z_test, v_test, codes_train, codes_test, scored):
-        train_mean = np.asarray(codes_train, dtype=np.float64).mean(axis=0)
+        codes_train = np.asarray(codes_train, dtype=np.float64)
+        train_mean, train_var = codes_train.mean(axis=0), codes_train.var(axis=0)
         return {
-            "r2_test": regression_r2(z_test, codes_test, train_mean, scored),
-            "r2_train": regression_r2(z_train, codes_train, train_mean, scored),
+            "r2_test": regression_r2(z_test, codes_test, train_mean, scored, train_var),
+            "r2_train": regression_r2(z_train, codes_train, train_mean, scored, train_var),
         }
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from compgen.study import Study
-from compgen.summary import PAPER_HEADINGS, write_group_table, write_study_csv
+from compgen.summary import write_group_table, write_study_csv
 from compgen.summary.paper_figure import draw_paper_comparison
 from compgen.summary.published import (
     MEASURES,
@@ -68,10 +68,15 @@ def test_the_shipped_table_holds_the_papers_numbers():
     assert vae_r2r["test_nll"] / vae_r2r["train_nll"] == pytest.approx(10.65, abs=0.01)
     extrp = table.loc[("shapes3d", "missing_fh", "factorvae_gamma50")]
     assert extrp["test_nll"] - extrp["train_nll"] == pytest.approx(17887, abs=1)
-    assert table.loc[("shapes3d", "leave1out", "betavae_beta12"), "disentanglement"] == pytest.approx(0.835, abs=1e-3)
+    assert table.loc[("shapes3d", "leave1out", "betavae_beta12"), "disentanglement"] == pytest.approx(
+        0.835, abs=1e-3
+    )
     # The ground-truth decoder's D is the original's hand-set 1, flagged; every other D is measured.
     decoders = table[table.index.get_level_values("model").str.startswith("gt_decoder")]
-    assert set(decoders.index.get_level_values("model")) == {"gt_decoder_decoderhiggins", "gt_decoder_decoderkim_bn"}
+    assert set(decoders.index.get_level_values("model")) == {
+        "gt_decoder_decoderhiggins",
+        "gt_decoder_decoderkim_bn",
+    }
     assert (decoders["disentanglement"] == 1.0).all()
     assert decoders["disentanglement_note"].str.contains("by hand").all()
     assert (table.drop(decoders.index)["disentanglement_note"] == "").all()
@@ -133,9 +138,18 @@ def test_an_empty_or_missing_table_is_refused(tmp_path):
 def test_a_row_naming_no_run_of_the_study_is_refused_naming_line_and_value(tmp_path):
     runs = [("dsprites", "sqr2tx", "vae"), ("dsprites", "sqr2tx", "wae"), ("dsprites", "leave1out", "vae")]
     for row, says in [
-        ("shapes3d,sqr2tx,vae,1,2,0.5,,p\n", "dataset 'shapes3d' is not run by this study (its datasets: dsprites)"),
-        ("dsprites,sqr2txx,vae,1,2,0.5,,p\n", "condition 'sqr2txx' is not run on dsprites by this study (its conditions there: leave1out, sqr2tx)"),
-        ("dsprites,leave1out,wae,1,2,0.5,,p\n", "model 'wae' is not run on dsprites/leave1out by this study (its models there: vae)"),
+        (
+            "shapes3d,sqr2tx,vae,1,2,0.5,,p\n",
+            "dataset 'shapes3d' is not run by this study (its datasets: dsprites)",
+        ),
+        (
+            "dsprites,sqr2txx,vae,1,2,0.5,,p\n",
+            "condition 'sqr2txx' is not run on dsprites by this study (its conditions there: leave1out, sqr2tx)",
+        ),
+        (
+            "dsprites,leave1out,wae,1,2,0.5,,p\n",
+            "model 'wae' is not run on dsprites/leave1out by this study (its models there: vae)",
+        ),
     ]:
         path = _write(tmp_path, GOOD_ROW + row)
         with pytest.raises(PublishedError) as err:
@@ -174,8 +188,21 @@ def _tiny_study(tmp_path, with_other_group=False):
     for i, ((model, seed), (train, test, d)) in enumerate(items):
         condition = "leave1out" if i >= len(SCORES) else "sqr2tx"
         run_id = f"dsprites/{condition}/{model}/seed{seed}"
-        runs.append({"run_id": run_id, "dataset": "dsprites", "condition": condition, "model_name": model, "seed": seed})
-        scores = {"recon_train": train, "recon_test": test, "dci_iclr_disentanglement": d, "dci_paper_disentanglement": 0.9}
+        runs.append(
+            {
+                "run_id": run_id,
+                "dataset": "dsprites",
+                "condition": condition,
+                "model_name": model,
+                "seed": seed,
+            }
+        )
+        scores = {
+            "recon_train": train,
+            "recon_test": test,
+            "dci_iclr_disentanglement": d,
+            "dci_paper_disentanglement": 0.9,
+        }
         paths.append(tmp_path / "scores" / f"{i}.json")
         paths[-1].parent.mkdir(parents=True, exist_ok=True)
         paths[-1].write_text(json.dumps(scores))  # NaN as scores.json writes it
@@ -192,25 +219,62 @@ def _cells(latex, model):
 
 def test_group_tables_show_the_papers_columns_beside_compgens(tmp_path):
     runs, paths, published = _tiny_study(tmp_path)
-    write_group_table(runs, paths, tmp_path / "g.tex", tmp_path / "g.csv", "Tiny", {"gt": "GT decoder"}, "tab:g", dci="iclr", published=published)
+    write_group_table(
+        runs,
+        paths,
+        tmp_path / "g.tex",
+        tmp_path / "g.csv",
+        "Tiny",
+        {"gt": "GT decoder"},
+        "tab:g",
+        dci="iclr",
+        published=published,
+    )
     latex = (tmp_path / "g.tex").read_text()
     header = latex.split("\\midrule")[0]
-    order = ["Recon.\\ train", "Paper train", "Recon.\\ test", "Paper test", "NLL ratio", "Paper ratio",
-             "NLL $\\Delta$", "Paper $\\Delta$", "Disentanglement (ICLR code's DCI)", "Paper D"]
+    order = [
+        "Recon.\\ train",
+        "Paper train",
+        "Recon.\\ test",
+        "Paper test",
+        "NLL ratio",
+        "Paper ratio",
+        "NLL $\\Delta$",
+        "Paper $\\Delta$",
+        "Disentanglement (ICLR code's DCI)",
+        "Paper D",
+    ]
     at = [header.index(f"& {h} ") for h in order]
     assert at == sorted(at)
     assert "dci_paper" not in header and "Disentanglement (paper's DCI)" not in header
     vae = _cells(latex, "vae")
     # compgen: means over seeds (ratios 4 and 5, differences 30 and 48); the paper's: one value each.
-    assert vae[3:11] == ["11.0 $\\pm$ 1.41", "11.0", "50.0 $\\pm$ 14.1", "55.0", "4.50 $\\pm$ 0.707", "5.00",
-                         "39.0 $\\pm$ 12.7", "44.0"]
+    assert vae[3:11] == [
+        "11.0 $\\pm$ 1.41",
+        "11.0",
+        "50.0 $\\pm$ 14.1",
+        "55.0",
+        "4.50 $\\pm$ 0.707",
+        "5.00",
+        "39.0 $\\pm$ 12.7",
+        "44.0",
+    ]
     assert vae[-2:] == ["0.400 $\\pm$ 0.141", "0.450"]  # the ICLR D (not the NeurIPS 0.9) beside the paper's
     gt = _cells(latex, "GT decoder")
     assert gt[4] == "25.0" and gt[-1] == "1.00*"  # the hand-set D is marked
     assert "set by hand there, not measured" in latex and "the paper's table 1" in latex
 
     table = pd.read_csv(tmp_path / "g.csv")
-    assert list(table.columns[:8]) == ["dataset", "condition", "model", "metric", "mean", "std", "n_seeds", "paper"]
+    assert list(table.columns[:8]) == [
+        "dataset",
+        "condition",
+        "model",
+        "metric",
+        "mean",
+        "std",
+        "n_seeds",
+        "paper",
+    ]
     paper = table.set_index(["model", "metric"])["paper"]
     assert paper[("vae", "nll_ratio")] == pytest.approx(5.0)
     assert paper[("GT decoder", "dci_iclr_disentanglement")] == 1.0
@@ -219,18 +283,33 @@ def test_group_tables_show_the_papers_columns_beside_compgens(tmp_path):
 
 def test_a_group_without_published_runs_has_no_paper_columns(tmp_path):
     runs, paths, published = _tiny_study(tmp_path, with_other_group=True)
-    write_group_table(runs[-1:], paths[-1:], tmp_path / "g.tex", tmp_path / "g.csv", "t", {}, "tab:g", dci="iclr", published=published)
+    write_group_table(
+        runs[-1:],
+        paths[-1:],
+        tmp_path / "g.tex",
+        tmp_path / "g.csv",
+        "t",
+        {},
+        "tab:g",
+        dci="iclr",
+        published=published,
+    )
     latex = (tmp_path / "g.tex").read_text()
     assert "Paper" not in latex and "NLL ratio" not in latex
 
 
 def test_the_study_csvs_carry_the_papers_value_beside_compgens(tmp_path):
     runs, paths, published = _tiny_study(tmp_path)
-    write_study_csv(runs, paths, tmp_path / "scores.csv", tmp_path / "by_model.csv", published=published, dci="iclr")
+    write_study_csv(
+        runs, paths, tmp_path / "scores.csv", tmp_path / "by_model.csv", published=published, dci="iclr"
+    )
     tidy = pd.read_csv(tmp_path / "scores.csv")
     assert list(tidy.columns[6:9]) == ["value", "paper", "paper_note"]
     ratio = tidy[(tidy["metric"] == "nll_ratio")].set_index("run_id")
-    assert ratio.loc["dsprites/sqr2tx/vae/seed1", "value"] == 5.0 and ratio.loc["dsprites/sqr2tx/vae/seed1", "paper"] == 5.0
+    assert (
+        ratio.loc["dsprites/sqr2tx/vae/seed1", "value"] == 5.0
+        and ratio.loc["dsprites/sqr2tx/vae/seed1", "paper"] == 5.0
+    )
     by_model = pd.read_csv(tmp_path / "by_model.csv")
     assert list(by_model.columns[4:8]) == ["mean", "std", "n_seeds", "paper"]
     # Without published values the CSVs are as before: no paper column, no derived NLL measures.
@@ -242,9 +321,33 @@ def test_the_study_csvs_carry_the_papers_value_beside_compgens(tmp_path):
 def test_nll_measures_come_from_each_runs_recon_scores():
     tidy = pd.DataFrame(
         [
-            {"run_id": "a", "dataset": "d", "condition": "c", "model": "m", "seed": 0, "metric": "recon_train", "value": 4.0},
-            {"run_id": "a", "dataset": "d", "condition": "c", "model": "m", "seed": 0, "metric": "recon_test", "value": 10.0},
-            {"run_id": "b", "dataset": "d", "condition": "c", "model": "r", "seed": 0, "metric": "r2_test_mean", "value": 0.5},
+            {
+                "run_id": "a",
+                "dataset": "d",
+                "condition": "c",
+                "model": "m",
+                "seed": 0,
+                "metric": "recon_train",
+                "value": 4.0,
+            },
+            {
+                "run_id": "a",
+                "dataset": "d",
+                "condition": "c",
+                "model": "m",
+                "seed": 0,
+                "metric": "recon_test",
+                "value": 10.0,
+            },
+            {
+                "run_id": "b",
+                "dataset": "d",
+                "condition": "c",
+                "model": "r",
+                "seed": 0,
+                "metric": "r2_test_mean",
+                "value": 0.5,
+            },
         ]
     )
     out = with_nll_measures(tidy).set_index(["run_id", "metric"])["value"]
@@ -301,8 +404,11 @@ def test_iclr2021_plans_the_side_by_side_page(tmp_path):
     done = run_snakemake(tmp_path, "-n", "--configfile", str(ICLR), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     plan = done.stdout + done.stderr
-    for target in ("results/summary/paper/compare.csv", "results/summary/paper/iclr2021_dsprites.png",
-                   "results/summary/paper/iclr2021_shapes3d.png"):
+    for target in (
+        "results/summary/paper/compare.csv",
+        "results/summary/paper/iclr2021_dsprites.png",
+        "results/summary/paper/iclr2021_shapes3d.png",
+    ):
         assert target in plan
     assert "rule paper_compare:" in plan and "rule paper_figure:" in plan
     assert "results/summary/paper/iclr2021_mpi3d.png" not in plan  # the paper published no MPI3D numbers

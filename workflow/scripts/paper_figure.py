@@ -11,4 +11,6 @@ compare = pd.read_csv(snakemake.input.csv, keep_default_na=False, na_values=[""]
 compare = compare[compare["dataset"] == dataset]
 title = f"{dataset}: compgen (y) against the paper's published values (x, {snakemake.params.published})"
 with noted(snakemake.params.data_note):
-    plot_paper_comparison(compare, [snakemake.output.png], title=title, d_label=DCI_LABELS[snakemake.params.dci])
+    plot_paper_comparison(
+        compare, [snakemake.output.png], title=title, d_label=DCI_LABELS[snakemake.params.dci]
+    )

@@ -373,12 +373,16 @@ def write_group_table(
             items = list(columns.items())
             columns = dict(items[:at] + list(NLL_COLUMNS.items()) + items[at:])
             lower_is_better = set(lower_is_better) | set(NLL_COLUMNS)
-            paper = {m: PAPER_HEADINGS[m] for m in ("recon_train", "recon_test", *NLL_COLUMNS) if m in columns}
+            paper = {
+                m: PAPER_HEADINGS[m] for m in ("recon_train", "recon_test", *NLL_COLUMNS) if m in columns
+            }
             d_key = dci_key(dci or "neurips")
             if d_key in columns:
                 paper[d_key] = PAPER_HEADINGS["disentanglement"]
             here = published.merge(tidy[GROUP_COLUMNS].drop_duplicates(), on=GROUP_COLUMNS)
-            title = f"{title}. Paper columns: the values published with the original code ({paper_sources(here)})"
+            title = (
+                f"{title}. Paper columns: the values published with the original code ({paper_sources(here)})"
+            )
             if tidy["paper_note"].astype(str).str.len().gt(0).any():
                 title += f"; {PAPER_NOTE_MARK} set by hand there, not measured"
     measured = set(tidy["metric"])
@@ -390,5 +394,7 @@ def write_group_table(
     tidy["dataset"] = tidy["dataset"].where(notes == "", tidy["dataset"] + " (" + notes + ")")
     if (notes != "").any():
         title = f"{title}. Datasets marked ({STAND_IN}) were rendered by compgen's generator, not the papers' data"
-    write_table(group_table(tidy, columns, lower_is_better, caption=title, label=label, paper=paper), table_path)
+    write_table(
+        group_table(tidy, columns, lower_is_better, caption=title, label=label, paper=paper), table_path
+    )
     write_csv(aggregate(tidy), csv_path)

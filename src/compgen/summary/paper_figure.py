@@ -38,7 +38,12 @@ def _limits(values: np.ndarray, log: bool, measure: str) -> tuple[float, float]:
 
 
 def _use_log(values: np.ndarray, measure: str) -> bool:
-    return measure in LOG_WHEN_SPREAD and len(values) > 0 and values.min() > 0 and values.max() / values.min() >= 10
+    return (
+        measure in LOG_WHEN_SPREAD
+        and len(values) > 0
+        and values.min() > 0
+        and values.max() / values.min() >= 10
+    )
 
 
 def draw_paper_comparison(compare: pd.DataFrame, title: str = "", d_label: str = "D") -> Figure:
@@ -82,11 +87,28 @@ def draw_paper_comparison(compare: pd.DataFrame, title: str = "", d_label: str =
             hollow = group["paper_note"].fillna("").astype(str).str.len().to_numpy() > 0
             hand_set |= bool(hollow.any())
             if np.isfinite(std).any():
-                ax.errorbar(x, y, yerr=np.where(np.isfinite(std), std, 0.0), fmt="none",
-                            ecolor=colours[label], elinewidth=0.8, alpha=0.7, zorder=2)
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=np.where(np.isfinite(std), std, 0.0),
+                    fmt="none",
+                    ecolor=colours[label],
+                    elinewidth=0.8,
+                    alpha=0.7,
+                    zorder=2,
+                )
             faces = [("none" if h else colours[label]) for h in hollow]
-            ax.scatter(x, y, marker=markers[condition], s=48, facecolors=faces, edgecolors=colours[label],
-                       linewidths=1.2, zorder=3, gid=f"{measure}|{label}|{condition}")
+            ax.scatter(
+                x,
+                y,
+                marker=markers[condition],
+                s=48,
+                facecolors=faces,
+                edgecolors=colours[label],
+                linewidths=1.2,
+                zorder=3,
+                gid=f"{measure}|{label}|{condition}",
+            )
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal" if not log else "auto", adjustable="box")
@@ -98,10 +120,25 @@ def draw_paper_comparison(compare: pd.DataFrame, title: str = "", d_label: str =
     handles += [Line2D([], [], marker=markers[c], linestyle="", color="0.3", label=c) for c in conditions]
     handles.append(Line2D([], [], color="0.55", linestyle="--", label="identity (compgen = paper)"))
     if hand_set:
-        handles.append(Line2D([], [], marker="o", linestyle="", markerfacecolor="none", color="0.3",
-                              label="hollow: the paper's D set by hand"))
-    legend.legend(handles=handles, loc="center", frameon=False, fontsize=9,
-                  title="colour: model · marker: condition", title_fontsize=9)
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                markerfacecolor="none",
+                color="0.3",
+                label="hollow: the paper's D set by hand",
+            )
+        )
+    legend.legend(
+        handles=handles,
+        loc="center",
+        frameon=False,
+        fontsize=9,
+        title="colour: model · marker: condition",
+        title_fontsize=9,
+    )
     if title:
         fig.suptitle(title, fontsize=12)
     return fig

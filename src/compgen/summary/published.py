@@ -147,7 +147,9 @@ def read_published(path: str | os.PathLike) -> pd.DataFrame:
     return table[[*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "line"]]
 
 
-def check_published(table: pd.DataFrame, runs: Iterable[tuple[str, str, str]], path: str | os.PathLike) -> None:
+def check_published(
+    table: pd.DataFrame, runs: Iterable[tuple[str, str, str]], path: str | os.PathLike
+) -> None:
     """Every row names a (dataset, condition, model) of the study's runs; else an error naming the
     file, the line and the value (and what the study runs there)."""
     runs = set(runs)
@@ -229,7 +231,9 @@ def with_nll_measures(tidy: pd.DataFrame) -> pd.DataFrame:
             if run_id not in base.index or (run_id, name) in have:
                 continue
             value = measure({"recon_train": parts["recon_train"], "recon_test": parts["recon_test"]})
-            added.append({**base.loc[run_id].to_dict(), "run_id": run_id, "metric": name, "value": float(value)})
+            added.append(
+                {**base.loc[run_id].to_dict(), "run_id": run_id, "metric": name, "value": float(value)}
+            )
     if not added:
         return tidy
     out = pd.concat([tidy, pd.DataFrame(added)[tidy.columns]], ignore_index=True)

@@ -9,7 +9,7 @@ import pytest
 
 from compgen.analysis.dci_choice import DCI_PREFIXES, dci_key
 from compgen.summary.iclr_figures import GT_DECODER_D, dci_bars, nll_points, recon_panels
-from compgen.summary.iclr_plots import draw_iclr_figure
+from compgen.summary.iclr_plots import draw_iclr_figure, model_colours
 from conftest import ROOT, run_snakemake
 
 NAN = float("nan")
@@ -139,9 +139,13 @@ def test_dci_bars_draw_d_and_c_per_model(tmp_path):
             assert heights == pytest.approx(
                 [table.loc[(condition, m, part), "value"] for m in ("vae", "beta8")]
             )
+            # A model's colour is the one it has in the NLL figure, where the decoder is drawn too.
+            colours = model_colours(["VAE", "β-VAE (β=8)", "GT decoder"])
+            assert [p.get_facecolor() for p in ax.patches] == [colours["VAE"], colours["β-VAE (β=8)"]]
             # The VAE's two seeds as dots on its bar; the one-seed beta-VAE has none.
             dots = np.concatenate([c.get_offsets() for c in ax.collections])
             assert list(dots[:, 1]) == pytest.approx(table.loc[(condition, "vae", part), "seed_values"])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["VAE", "β-VAE (β=8)"]
     assert mpimg.imread(out).std() > 0
 
 

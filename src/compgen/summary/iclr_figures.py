@@ -55,11 +55,14 @@ FIGURES = ("disent_vs_nll", "dci_bars", "recon_panels")
 
 @dataclass
 class Drawn:
-    """What a figure draws (`table`), and what it leaves out with the reason (`left_out`)."""
+    """What a figure draws (`table`), what it leaves out with the reason (`left_out`), its
+    conditions in panel order and every model's label in the study's order (drawn or not, so that a
+    model has one colour in every figure of a dataset)."""
 
     table: pd.DataFrame
     left_out: list[str] = field(default_factory=list)
     conditions: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
 
 
 def condition_order(runs: Sequence[dict]) -> list[str]:
@@ -83,6 +86,10 @@ def _by_model(runs: Sequence[dict], scores: Sequence[dict]) -> dict[tuple[str, s
     for run, s in sorted(zip(runs, scores, strict=True), key=lambda rs: order.index(rs[0]["condition"])):
         grouped.setdefault((run["condition"], run["model"]), []).append((run, s))
     return grouped
+
+
+def _labels(runs: Sequence[dict]) -> list[str]:
+    return list(dict.fromkeys(r["label"] for r in runs))
 
 
 def _mean(values: Sequence[float]) -> tuple[float, int]:
@@ -131,7 +138,7 @@ def nll_points(runs: Sequence[dict], scores: Sequence[dict], variant: str) -> Dr
                     }
                 )
     columns = ["condition", "family", "model", "label", "task", "data", "disentanglement", "nll", "seeds"]
-    return Drawn(pd.DataFrame(rows, columns=columns), left_out, condition_order(runs))
+    return Drawn(pd.DataFrame(rows, columns=columns), left_out, condition_order(runs), _labels(runs))
 
 
 def dci_bars(runs: Sequence[dict], scores: Sequence[dict], variant: str) -> Drawn:
@@ -162,7 +169,7 @@ def dci_bars(runs: Sequence[dict], scores: Sequence[dict], variant: str) -> Draw
                 }
             )
     columns = ["condition", "family", "model", "label", "part", "value", "seed_values", "seeds"]
-    return Drawn(pd.DataFrame(rows, columns=columns), left_out, condition_order(runs))
+    return Drawn(pd.DataFrame(rows, columns=columns), left_out, condition_order(runs), _labels(runs))
 
 
 def recon_panels(runs: Sequence[dict], arrays: Sequence[dict], n_images: int = RECON_IMAGES) -> Drawn:
@@ -197,7 +204,7 @@ def recon_panels(runs: Sequence[dict], arrays: Sequence[dict], n_images: int = R
                 shown = inputs
             rows.append({**base, "kind": "reconstruction", "label": run["label"], "images": outputs})
     columns = ["condition", "family", "kind", "label", "images"]
-    return Drawn(pd.DataFrame(rows, columns=columns), left_out, order)
+    return Drawn(pd.DataFrame(rows, columns=columns), left_out, order, _labels(runs))
 
 
 def not_drawn(left_out: Sequence[str]) -> list[str]:

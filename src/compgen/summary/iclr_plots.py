@@ -68,7 +68,7 @@ def plot_disent_vs_nll(
     and held-out (cross) point joined by a line. Each panel has its own NLL axis, logarithmic where
     its values span more than a factor of ten (the original broke its extrapolation axis instead)."""
     table = drawn.table
-    colours = model_colours(table["label"])
+    colours = model_colours(drawn.labels or list(table["label"]))
     conditions = [c for c in drawn.conditions if (table["condition"] == c).any()]
     n_rows, n_cols = _grid(len(conditions))
     fig = Figure(figsize=(3.9 * n_cols + 2.6, 3.4 * n_rows + 1.1), dpi=DPI)
@@ -103,7 +103,12 @@ def plot_disent_vs_nll(
             ax.set_ylabel("NLL (reconstruction loss per image)", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.spines[["top", "right"]].set_visible(False)
-    handles = [Line2D([], [], color=c, marker="o", linestyle="-", label=lab) for lab, c in colours.items()]
+    shown = set(table["label"])  # only models drawn are in the legend
+    handles = [
+        Line2D([], [], color=c, marker="o", linestyle="-", label=lab)
+        for lab, c in colours.items()
+        if lab in shown
+    ]
     handles += [
         Line2D([], [], color="black", marker=m, linestyle="none", label=DATA_LABELS[d])
         for d, m in DATA_MARKERS.items()
@@ -121,7 +126,7 @@ def plot_dci_bars(
     """D (top row) and C (bottom row) per model, one column per condition; with several seeds,
     each seed's value is a dot on its model's bar (the mean)."""
     table = drawn.table
-    colours = model_colours(table["label"])
+    colours = model_colours(drawn.labels or list(table["label"]))
     conditions = [c for c in drawn.conditions if (table["condition"] == c).any()]
     n_cols = max(len(conditions), 1)
     fig = Figure(figsize=(max(3.2 * n_cols, 4.0) + 2.6, 6.4), dpi=DPI)
@@ -150,6 +155,7 @@ def plot_dci_bars(
     handles = [
         Line2D([], [], color=c, marker="s", linestyle="none", markersize=8, label=lab)
         for lab, c in colours.items()
+        if lab in set(table["label"])  # only models drawn are in the legend
     ]
     if conditions:
         fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)

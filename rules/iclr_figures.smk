@@ -12,7 +12,9 @@ ICLR_FIGURE_DATASETS = (
 
 def iclr_figure_targets():
     return expand(
-        "results/summary/iclr/{dataset}_{iclr_figure}.png", dataset=ICLR_FIGURE_DATASETS, iclr_figure=ICLR_FIGURES
+        "results/summary/iclr/{dataset}_{iclr_figure}.png",
+        dataset=ICLR_FIGURE_DATASETS,
+        iclr_figure=ICLR_FIGURES,
     )
 
 

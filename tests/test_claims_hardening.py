@@ -112,7 +112,9 @@ def test_a_claim_naming_an_unknown_control_is_refused():
     check = {"runs": [{"dataset": "dsprites", "condition": "sqr2tx", "control": "iid_like_sqr2txx"}],
              "control_ratio": {"ge": 2}}  # fmt: skip
     config = demo({"claims": {"X1": {**claim([]), "checks": [check]}}})
-    with pytest.raises(StudyError, match=r"claims\.X1\.checks\[0\]\.runs\[0\]\.control: unknown condition 'iid_like_sqr2txx'"):
+    with pytest.raises(
+        StudyError, match=r"claims\.X1\.checks\[0\]\.runs\[0\]\.control: unknown condition 'iid_like_sqr2txx'"
+    ):
         study_of(config)
 
 
@@ -173,7 +175,7 @@ def test_non_finite_claim_bounds_are_refused(where, value):
     for part in where[:-1]:
         node = node[part]
     node[where[-1]] = value
-    (key, bound), = value.items()
+    ((key, bound),) = value.items()
     with pytest.raises(ConfigError) as err:
         validate_study(demo({"claims": {"X1": own}}))
     path = "claims.X1." + ".".join(str(p) for p in where).replace(".0.", "[0].") + f".{key}"
@@ -213,7 +215,11 @@ def test_names_over_64_characters_are_refused(where):
 
 
 def test_derived_model_names_are_capped():
-    sweep = {"task": "unsupervised", "loss": "betavae", "sweep": {"beta": [1.0000000000000002e-50], "encoder": ["burgess_v2"], "decoder": ["burgess_v2"]}}
+    sweep = {
+        "task": "unsupervised",
+        "loss": "betavae",
+        "sweep": {"beta": [1.0000000000000002e-50], "encoder": ["burgess_v2"], "decoder": ["burgess_v2"]},
+    }
     config = demo({"models": {"b" * 60: sweep}})
     config["experiments"][0]["models"] = ["b" * 60]
     with pytest.raises(ConfigError, match=r"config key models\.b+\.sweep: beta=1e-50, encoder=burgess_v2, decoder=burgess_v2 gives the model name 'b+_beta.*' "
@@ -226,7 +232,10 @@ def test_a_condition_with_many_modifiers_is_capped():
     condition = "+".join(["sqr2tx", *mods])
     config = demo({"modifiers": {"dsprites": mods}})
     config["experiments"][0]["conditions"] = [condition]
-    with pytest.raises(StudyError, match=r"experiments\[0\].*: condition 'sqr2tx\+m00_x+'\.\.\. has 266 characters; at most 200"):
+    with pytest.raises(
+        StudyError,
+        match=r"experiments\[0\].*: condition 'sqr2tx\+m00_x+'\.\.\. has 266 characters; at most 200",
+    ):
         study_of(config)
 
 

@@ -216,7 +216,9 @@ def test_a_file_whose_every_second_image_is_blank_is_refused(tmp_path):
     source = tmp_path / "dsprites.npz"
     fabricate("dsprites", source, imgs=images)
     out = tmp_path / "data.h5"
-    with pytest.raises(DatasetError, match=rf"{re.escape(str(source))}: \d+ of 72 images sampled across the file are blank"):
+    with pytest.raises(
+        DatasetError, match=rf"{re.escape(str(source))}: \d+ of 72 images sampled across the file are blank"
+    ):
         _convert("dsprites", source, out)
     _expect_nothing_written(out)
 

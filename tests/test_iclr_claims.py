@@ -102,7 +102,11 @@ def _models(pairs, condition="sqr2tx"):
 def test_a_significantly_negative_correlation_refutes_c11():
     pairs = [(0.1, 300.0), (0.3, 250.0), (0.5, 200.0), (0.7, 150.0), (0.9, 100.0), (0.95, 90.0)]
     (row,) = rows_of("X", _models(pairs), _correlation_claim())
-    rho, p = spearmanr([d for d, _ in pairs], [n + (1 if i == 0 else 0) for i, (_, n) in enumerate(pairs)], alternative="less")
+    rho, p = spearmanr(
+        [d for d, _ in pairs],
+        [n + (1 if i == 0 else 0) for i, (_, n) in enumerate(pairs)],
+        alternative="less",
+    )
     assert row["verdict"] == FAILS and row["mean"] == pytest.approx(rho) == pytest.approx(-1.0)
     assert row["value"] == f"ρ = {rho:.3g} (p = {p:.3g}, 6 models)"
     assert row["model"] == "(any unsupervised model)" and row["n_seeds"] == 7
@@ -110,7 +114,14 @@ def test_a_significantly_negative_correlation_refutes_c11():
 
 def test_published_dsprites_r2r_d_and_nll_do_not_refute_c11():
     """The paper's own dSprites R2R numbers (six VAEs: D and test NLL)."""
-    pairs = [(0.278, 200.36), (0.474, 215.95), (0.503, 154.90), (0.356, 130.56), (0.387, 153.98), (0.612, 100.61)]
+    pairs = [
+        (0.278, 200.36),
+        (0.474, 215.95),
+        (0.503, 154.90),
+        (0.356, 130.56),
+        (0.387, 153.98),
+        (0.612, 100.61),
+    ]
     (row,) = rows_of("X", _models(pairs), _correlation_claim())
     _, p = spearmanr([d for d, _ in pairs], [n for _, n in pairs], alternative="less")
     assert p >= 0.05 and row["verdict"] == HOLDS
@@ -119,9 +130,20 @@ def test_published_dsprites_r2r_d_and_nll_do_not_refute_c11():
 def test_too_few_models_or_a_model_still_learning_is_inconclusive():
     pairs = [(0.1, 300.0), (0.3, 250.0), (0.5, 200.0)]
     (row,) = rows_of("X", _models(pairs), _correlation_claim())
-    assert (row["verdict"], row["note"]) == (INCONCLUSIVE, "3 models with both values; the correlation needs 4")
+    assert (row["verdict"], row["note"]) == (
+        INCONCLUSIVE,
+        "3 models with both values; the correlation needs 4",
+    )
     learning = _models([*pairs, (0.7, 100.0)])
-    learning[0] = RunRecord(**{**learning[0].__dict__, "scores": {**learning[0].scores, "training": {"stopped": "budget", "stopped_epoch": 5, "best_epoch": 5}}})
+    learning[0] = RunRecord(
+        **{
+            **learning[0].__dict__,
+            "scores": {
+                **learning[0].scores,
+                "training": {"stopped": "budget", "stopped_epoch": 5, "best_epoch": 5},
+            },
+        }
+    )
     (row,) = rows_of("X", learning, _correlation_claim())
     assert row["verdict"] == INCONCLUSIVE and row["note"].startswith("still learning: sqr2tx seed 0")
     (row,) = rows_of("X", [], _correlation_claim())
@@ -148,5 +170,7 @@ def test_a_correlation_claims_checks_give_runs_only(check, message):
 
 def test_a_check_without_a_judgement_is_refused():
     claim = {**copy.deepcopy(SHIPPED["C9"]), "checks": [{"runs": [{"dataset": "d", "condition": "c"}]}]}
-    with pytest.raises(ConfigError, match=r"claims\.X\.checks\[0\]: give criterion, control_ratio or task_ratio"):
+    with pytest.raises(
+        ConfigError, match=r"claims\.X\.checks\[0\]: give criterion, control_ratio or task_ratio"
+    ):
         _validated_claims({"X": claim})

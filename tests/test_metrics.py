@@ -378,7 +378,9 @@ def test_r2_of_held_out_values_at_the_training_mean_is_undefined_not_a_huge_fail
     predicted = test + rng.normal(0, 0.1, size=test.shape)
     mean, var = train.mean(axis=0), train.var(axis=0)
     assert abs(mean[0] - 2.0) < 0.05  # the baseline is tiny: (2 - mean)^2
-    assert metrics.r2_against_training_mean(predicted, test, mean)[0] < -3  # ill-conditioned without the guard
+    assert (
+        metrics.r2_against_training_mean(predicted, test, mean)[0] < -3
+    )  # ill-conditioned without the guard
     assert np.isnan(metrics.r2_against_training_mean(predicted, test, mean, var)[0])
     # Held-out values away from the training mean (sqr2tx: squares, shape 1) are scored as before.
     squares = np.full((500, 1), 1.0)

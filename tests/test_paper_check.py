@@ -35,7 +35,7 @@ def claim_targets(datasets=None) -> set[tuple]:
     """(task, dataset, condition) of every run the NeurIPS claims (C1-C5, C7) read: rows, versus
     references and controls."""
     targets = set()
-    for cid, claim in default_claims().items():
+    for _cid, claim in default_claims().items():
         if not claim["paper"].startswith("NeurIPS"):  # ICLR: config/iclr2021.yaml, iclr_check.yaml
             continue
         for check in claim["checks"]:
@@ -74,11 +74,15 @@ def test_the_iclr_check_runs_every_dsprites_run_of_c8_to_c10():
         if run["dataset"] == "dsprites"
         for task in default_claims()[cid]["task"]
     }
-    assert runs == wanted == {
-        (task, "dsprites", condition)
-        for task in ("unsupervised", "gt_decoder")
-        for condition in ("leave1out", "sqr2tx", "blank_side")
-    }
+    assert (
+        runs
+        == wanted
+        == {
+            (task, "dsprites", condition)
+            for task in ("unsupervised", "gt_decoder")
+            for condition in ("leave1out", "sqr2tx", "blank_side")
+        }
+    )
     assert {run.seed for run in study.runs} == {0}
     assert study.grid("dsprites").n == 737_280  # the full grid
 

@@ -337,7 +337,9 @@ def _correlation_row(row: dict, key: RowKey, claim: Mapping, by_task: Mapping) -
     points = {m: (_mean(rs, spec["with"]), _mean(rs, measure)) for m, rs in by_model.items()}
     usable = {m: xy for m, xy in points.items() if all(math.isfinite(v) for v in xy)}
     row.update(
-        per_seed="; ".join(f"{m}: {spec['with']} {fmt(x)}, {measure} {fmt(y)}" for m, (x, y) in points.items()),
+        per_seed="; ".join(
+            f"{m}: {spec['with']} {fmt(x)}, {measure} {fmt(y)}" for m, (x, y) in points.items()
+        ),
         n_seeds=len(runs),
     )
     row["convergence"], learning = _convergence(runs, int(claim["fit"]["plateau"]))
@@ -362,7 +364,9 @@ def _correlation_row(row: dict, key: RowKey, claim: Mapping, by_task: Mapping) -
     return row
 
 
-def _row(key: RowKey, claim: Mapping, by_run: Mapping, by_task: Mapping, source: str, groups: Mapping) -> dict:
+def _row(
+    key: RowKey, claim: Mapping, by_run: Mapping, by_task: Mapping, source: str, groups: Mapping
+) -> dict:
     check = claim["checks"][key.check]
     measure = check.get("measure", claim["measure"])
     row = dict.fromkeys(COLUMNS, "")
@@ -407,7 +411,9 @@ def _row(key: RowKey, claim: Mapping, by_run: Mapping, by_task: Mapping, source:
         spec = dict(check["task_ratio"])
         peer_task = spec.pop("task")
         ((op, ratio),) = spec.items()
-        peers = sorted(by_task.get((key.dataset, key.condition, peer_task), []), key=lambda r: (r.model, r.seed))
+        peers = sorted(
+            by_task.get((key.dataset, key.condition, peer_task), []), key=lambda r: (r.model, r.seed)
+        )
         peer = _mean(peers, measure) if peers else math.nan
         shown = fmt(peer) if peers else NOT_RUN
         tests.append(

@@ -17,14 +17,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from compgen.claims import TRAINING_MEASURES
-from compgen.config import override_name
 from compgen.conditions import IID_FAMILY, NONE_FAMILY, Condition, ConditionError, split_masks
+from compgen.config import override_name
 from compgen.datasets import REGISTRY, dataset_grid
 from compgen.datasets.official import resolve_source
 from compgen.datasets.store import DatasetError
 from compgen.grid import Grid
 from compgen.tasks import get_task
-
 
 # A condition with its modifiers ("cond+mod+...") names a folder; its parts are names of at most 64.
 MAX_CONDITION_NAME = 200

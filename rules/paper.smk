@@ -9,7 +9,7 @@ PUBLISHED_FILE = published_path(config, workflow.basedir)
 PUBLISHED = None
 if PUBLISHED_FILE is not None:
     try:
-        PUBLISHED = load_published(PUBLISHED_FILE, STUDY)
+        PUBLISHED = load_published(PUBLISHED_FILE, STUDY, config["published_rows"])
     except PublishedError as err:
         raise WorkflowError(f"invalid configuration: published: {err}") from None
 # An input of the summaries that show the paper's values: a changed CSV remakes them.
@@ -57,6 +57,7 @@ if PUBLISHED is not None:
             runs=[r.spec for r in paper_runs()],
             dci=config["analysis"]["dci"],
             models=config["models"],
+            published_rows=config["published_rows"],
         script:
             "../workflow/scripts/paper_compare.py"
 

@@ -21,6 +21,7 @@ from compgen.summary.published import (
     finite_pairs,
     load_published,
     read_published,
+    rows_run,
     with_nll_measures,
 )
 from conftest import ROOT, load_config, run_snakemake
@@ -155,6 +156,32 @@ def test_a_row_naming_no_run_of_the_study_is_refused_naming_line_and_value(tmp_p
         with pytest.raises(PublishedError) as err:
             check_published(read_published(path), runs, path)
         assert str(err.value) == f"{path} line 3: {says}"
+
+
+def test_the_iclr_check_compares_the_six_rows_it_runs():
+    """config/iclr_check.yaml reruns part of the ICLR table (published_rows: run): the VAE and the
+    ground-truth decoder on the three dSprites conditions, and no other row."""
+    config = load_config(ROOT / "config/iclr_check.yaml")
+    assert config["published_rows"] == "run"
+    table = load_published(ROOT / config["published"], Study(config), config["published_rows"])
+    assert sorted(zip(table["condition"], table["model"], strict=True)) == sorted(
+        (condition, model)
+        for condition in ("leave1out", "sqr2tx", "blank_side")
+        for model in ("vae_dsprites", "gt_decoder_decoderhiggins")
+    )
+    assert set(table["dataset"]) == {"dsprites"}
+    # The same table under the default (every row must be run) is refused, naming a row it lacks.
+    with pytest.raises(PublishedError, match="is not run"):
+        load_published(ROOT / config["published"], Study(config))
+
+
+def test_published_rows_run_refuses_a_table_with_no_row_of_the_study(tmp_path):
+    path = _write(tmp_path, "shapes3d,sqr2tx,vae,1,2,0.5,,p\n")
+    with pytest.raises(PublishedError) as err:
+        rows_run(read_published(path), [("dsprites", "sqr2tx", "vae")], path)
+    assert str(err.value) == (
+        f"{path}: no row names a run of this study (config key `published_rows: run` keeps only those)"
+    )
 
 
 def test_snakemake_refuses_a_study_whose_table_names_no_run(tmp_path):

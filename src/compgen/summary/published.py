@@ -175,9 +175,26 @@ def check_published(
             )
 
 
-def load_published(path: str | os.PathLike, study) -> pd.DataFrame:
-    """read_published, then check_published against a compgen.study.Study's runs."""
+def rows_run(
+    table: pd.DataFrame, runs: Iterable[tuple[str, str, str]], path: str | os.PathLike
+) -> pd.DataFrame:
+    """The rows that name one of the study's (dataset, condition, model) runs (config
+    `published_rows: run`, a study that reruns part of a paper's table); an error when none does."""
+    runs = set(runs)
+    keep = [tuple(key) in runs for key in table[list(KEY_COLUMNS)].itertuples(index=False)]
+    if not any(keep):
+        raise PublishedError(
+            f"{path}: no row names a run of this study (config key `published_rows: run` keeps only those)"
+        )
+    return table[keep].reset_index(drop=True)
+
+
+def load_published(path: str | os.PathLike, study, rows: str = "all") -> pd.DataFrame:
+    """read_published, then check_published against a compgen.study.Study's runs; with rows
+    `run`, only the rows of the study's runs are kept (and checked)."""
     table = read_published(path)
+    if rows == "run":
+        table = rows_run(table, ((r.dataset, r.condition, r.model) for r in study.runs), path)
     check_published(table, ((r.dataset, r.condition, r.model) for r in study.runs), path)
     return table
 

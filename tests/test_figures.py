@@ -178,7 +178,7 @@ def test_group_strip_titles_tell_a_regressor_from_an_all_data_reference():
 def test_hinton_run_figure_draws_the_chosen_dci_variant(tmp_path, monkeypatch):
     """`analysis.dci` picks the importance matrix the per-run Hinton figure draws; analysis files
     that predate the variants fall back to the standard matrix, labelled as such."""
-    from compgen.analysis import run_figures
+    from compgen.analysis import figures, run_figures
 
     arrays = {
         "importance": np.full((3, 2), 1.0),
@@ -191,7 +191,7 @@ def test_hinton_run_figure_draws_the_chosen_dci_variant(tmp_path, monkeypatch):
     np.savez(tmp_path / "old.npz", **old)
     drawn = []
     monkeypatch.setattr(
-        run_figures.figures, "plot_hinton", lambda r, names, path, label="": drawn.append((r[0, 0], label))
+        figures, "plot_hinton", lambda r, names, path, label="": drawn.append((r[0, 0], label))
     )
     for dci in ("standard", "neurips", "iclr"):
         run_figures.draw_run_figure("hinton", tmp_path / "analysis.npz", None, tmp_path / "h.png", dci=dci)

@@ -36,8 +36,92 @@ class ConfigError(ValueError):
     """A configuration that does not match the schema; the message names the key."""
 
 
-def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
+@functools.lru_cache(maxsize=8)
+def _schema_text(path: str, mtime_ns: int) -> dict:
     return yaml.safe_load(Path(path).read_text())
+
+
+def load_schema(path: str | os.PathLike = SCHEMA_PATH) -> dict:
+    """The schema file with the registries' names and each loss's hyper-parameters filled in
+    (`fill_registries`): the file lists none of them."""
+    path = Path(path)
+    return fill_registries(copy.deepcopy(_schema_text(str(path), path.stat().st_mtime_ns)))
+
+
+def _node(schema: dict, *keys: str) -> dict:
+    node = schema
+    for i, key in enumerate(keys):
+        if not isinstance(node, dict) or key not in node:
+            raise ConfigError(
+                f"the config schema has no {'.'.join(keys[: i + 1])}: compgen.config.fill_registries "
+                "fills the registries' names in there"
+            )
+        node = node[key]
+    return node
+
+
+def registry_names() -> dict[str, list[str]]:
+    """The names of every registry the schema enumerates (compgen.registry), built-ins first."""
+    from compgen.analysis.run_figures import FIGURES
+    from compgen.losses import LOSSES
+    from compgen.models import COMPOSITION_OPS, DECODERS, ENCODERS
+    from compgen.tasks import TASKS
+
+    registries = {
+        "task": TASKS,
+        "loss": LOSSES,
+        "encoder": ENCODERS,
+        "decoder": DECODERS,
+        "op": COMPOSITION_OPS,
+        "figure": FIGURES,
+    }
+    return {key: list(registry) for key, registry in registries.items()}
+
+
+# The schema's placeholder for the losses' branches (in the allOf of a model).
+LOSS_BRANCHES = "loss branches"
+
+
+def fill_registries(schema: dict) -> dict:
+    """`schema` (the file as read) with the names of the registries as enumerations: models' task,
+    loss, encoder, decoder and op, the claims' tasks; and per loss of the registry an `if loss ==
+    <name>` branch giving its default reconstruction and its hyper-parameters with their defaults
+    (compgen.losses.Loss). The file writes none of these; a node they go to that the file lacks is
+    an error naming it."""
+    from compgen.losses import LOSSES
+
+    names = registry_names()
+    model = _node(schema, "properties", "models", "additionalProperties")
+    for key in ("task", "loss", "encoder", "decoder", "op"):
+        _node(model, "properties", key)["enum"] = names[key]
+    branches = [
+        {
+            "if": {"properties": {"loss": {"const": name}}, "required": ["loss"]},
+            "then": {
+                "properties": {
+                    "recon": {"default": LOSSES[name].recon},
+                    **copy.deepcopy(dict(LOSSES[name].hyper)),
+                }
+            },
+        }
+        for name in names["loss"]
+    ]
+    entries = _node(model, "allOf")
+    at = [i for i, entry in enumerate(entries) if entry == {"$comment": LOSS_BRANCHES}]
+    if len(at) != 1:
+        raise ConfigError(
+            f"the config schema's models.additionalProperties.allOf must hold one {{$comment: {LOSS_BRANCHES}}}, "
+            "where compgen.config.fill_registries puts the losses' branches"
+        )
+    entries[at[0] : at[0] + 1] = branches
+    claim = _node(schema, "properties", "claims", "additionalProperties", "properties")
+    single, several = _node(claim, "task", "oneOf")
+    single["enum"] = names["task"]
+    _node(several, "items")["enum"] = names["task"]
+    checks = _node(claim, "checks", "items", "properties")
+    _node(checks, "task_ratio", "properties", "task")["enum"] = names["task"]
+    _node(claim, "fit", "properties", "tasks", "propertyNames")["enum"] = names["task"]
+    return schema
 
 
 # Far above any real study (the full study with the conditions library holds about 800 values),
@@ -184,30 +268,41 @@ def _is_integer(checker, instance) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
 
-@functools.lru_cache(maxsize=4)
-def _strict_validator(schema_path: str):
+def _strict_validator(schema: dict):
     """The schema's validator with "integer" meaning an int: JSON Schema's also takes 1.0, which
     fails later as a seed, a count or a shape."""
     from jsonschema import Draft202012Validator, validators
 
     checker = Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer)
-    return validators.extend(Draft202012Validator, type_checker=checker)(load_schema(schema_path))
+    return validators.extend(Draft202012Validator, type_checker=checker)(schema)
+
+
+def _defaulting_validator(schema: dict):
+    """Snakemake's validate: Draft 2020-12, filling in each `default` of a `properties` keyword as
+    it walks (the jsonschema FAQ's recipe, which snakemake.utils.validate uses). It takes the
+    schema as a dict, which Snakemake's (a file path) cannot: the registries are filled in."""
+    from jsonschema import Draft202012Validator, validators
+
+    properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def set_defaults(validator, props, instance, subschema):
+        if isinstance(instance, dict):
+            for key, sub in props.items():
+                if isinstance(sub, dict) and "default" in sub:
+                    instance.setdefault(key, copy.deepcopy(sub["default"]))
+        yield from properties(validator, props, instance, subschema)
+
+    return validators.extend(Draft202012Validator, {"properties": set_defaults})(schema)
 
 
 def _schema_check(config: dict, schema_path: str | os.PathLike) -> None:
-    """Snakemake's validate (which fills in defaults), then integers that are ints; a failure is
-    a ConfigError of one line naming the key."""
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    try:
-        validate(config, str(schema_path))
-    except WorkflowError as err:
-        raise ConfigError(schema_error_message(err, schema_path)) from None
-    # Snakemake's validate cannot take a type checker; what it passed can only fail on integers now.
-    error = next(_strict_validator(str(schema_path)).iter_errors(config), None)
-    if error is not None:
-        raise ConfigError(schema_message(error, load_schema(schema_path)))
+    """The schema (registries filled in) checks `config` and fills in its defaults, then checks
+    that integers are ints; a failure is a ConfigError of one line naming the key."""
+    schema = load_schema(schema_path)
+    for validator in (_defaulting_validator(schema), _strict_validator(schema)):
+        error = next(validator.iter_errors(config), None)
+        if error is not None:
+            raise ConfigError(schema_message(error, schema))
 
 
 def validate_config(config: dict, schema_path: str | os.PathLike = SCHEMA_PATH) -> dict:
@@ -266,7 +361,7 @@ def schema_error_message(error: BaseException, schema_path: str | os.PathLike) -
     cause = error if isinstance(error, jsonschema.ValidationError) else error.__context__
     if not isinstance(cause, jsonschema.ValidationError):
         return str(error)
-    return schema_message(cause, yaml.safe_load(Path(schema_path).read_text()))
+    return schema_message(cause, load_schema(schema_path))
 
 
 def _key(path) -> str:
@@ -444,9 +539,9 @@ def _swept_label(label: str, model: dict, values: dict, hyper_parameters: set[st
     derived label (losses' label_symbols), else the key's name."""
     symbols: dict[str, str] = {}
     if hyper_parameters & set(values):
-        from compgen.losses import loss_class  # torch: only for a labelled base sweeping a hyper-parameter
+        from compgen.losses import get_loss
 
-        symbols = loss_class(model["loss"]).label_symbols
+        symbols = dict(get_loss(model["loss"]).label_symbols)
     shown = ", ".join(f"{symbols.get(key, key)}={_shown(value)}" for key, value in values.items())
     return f"{label} ({shown})"
 

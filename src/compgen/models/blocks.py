@@ -1,4 +1,5 @@
-"""Encoders and decoders of SPEC §4, looked up by name so any encoder pairs with any decoder.
+"""Encoder and decoder classes; the registries of `compgen.models` name their configurations, so
+any encoder pairs with any decoder.
 
 Every architecture but `sbd` is a layer-for-layer copy of a named configuration of the original
 code (NeurIPS 2022: mmrl/lost-in-latent-space `scripts/configs/vaes.py`, built by
@@ -9,8 +10,6 @@ side, the image's channels and side are used instead; on 64x64 images nothing el
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -232,71 +231,15 @@ class BNConvDecoder(nn.Module):
         return self.net(z)
 
 
-# name -> (conv channels, fully connected widths); decoders mirror the same numbers.
-CONV_ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
-    "burgess": ((32, 32, 32, 32), (256, 256)),
-    "kim": ((32, 32, 64, 64), (256,)),
-    "abdi": ((32, 32, 64, 128, 256), (256,)),
-    "montero": ((64, 64, 128, 128, 256), (256,)),
-    "burgess_v2": ((32, 32, 64, 64), (256, 256)),
-}
-# BatchNorm momentum of the original's `vaes.py` `kim_bn` (encoder and its own decoder).
-KIM_BN_MOMENTUM = 0.001
-# torch's default, which the ICLR ground-truth decoders `kim_bn` and `deep_bn` keep.
-DEFAULT_BN_MOMENTUM = 0.1
-
-Builder = Callable[[tuple[int, int, int], int], nn.Module]
-
-
-def _conv_builder(cls, name: str, **kwargs) -> Builder:
-    conv, fc = CONV_ARCHITECTURES[name]
-    return lambda image_shape, latent_size: cls(tuple(image_shape), latent_size, conv, fc, **kwargs)
-
-
-def _builder(cls, **kwargs) -> Builder:
-    return lambda image_shape, latent_size: cls(tuple(image_shape), latent_size, **kwargs)
-
-
-# Builders take (image_shape (H, W, C), latent_size).
-ENCODERS: dict[str, Builder] = {name: _conv_builder(ConvEncoder, name) for name in CONV_ARCHITECTURES}
-# The original's `higgins` (Higgins et al. 2017; vaes.py: flatten, 1200, 1200): no convolutions.
-ENCODERS["higgins"] = _builder(ConvEncoder, conv=(), fc=(1200, 1200))
-# vaes.py kim_bn: kim's convs, each ReLU followed by BatchNorm2d(momentum 0.001); FC 256 without.
-ENCODERS["kim_bn"] = lambda image_shape, latent_size: ConvEncoder(
-    tuple(image_shape), latent_size, *CONV_ARCHITECTURES["kim"], batch_norm=KIM_BN_MOMENTUM
-)
-
-DECODERS: dict[str, Builder] = {name: _conv_builder(ConvDecoder, name) for name in CONV_ARCHITECTURES}
-DECODERS["sbd"] = _builder(SpatialBroadcastDecoder)
-DECODERS["sbd3"] = _builder(SpatialBroadcastDecoder, n_hidden=2, out_kernel=5)
-DECODERS["sbd4"] = _builder(SpatialBroadcastDecoder, n_hidden=3, out_kernel=5)
-DECODERS["higgins"] = _builder(MLPDecoder)
-# decoders.py kim_bn (ICLR ground-truth decoder): 256, 64*4*4 (no bias), tconvs 64, 64, 32 (no bias), C.
-DECODERS["kim_bn"] = _builder(
-    BNConvDecoder, fc=(256,), channels=64, tconv=(64, 64, 32), batch_norm=DEFAULT_BN_MOMENTUM
-)
-# vaes.py kim_bn's own decoder (NeurIPS VAE): kim's decoder with BatchNorm2d(momentum 0.001) after
-# the ReLU of each hidden transposed conv, every layer with its bias.
-DECODERS["kim_bn_vae"] = _conv_builder(ConvDecoder, "kim", batch_norm=KIM_BN_MOMENTUM)
-# decoders.py deep and deep_bn: 512, 512, 1024, 64*4*4, tconvs 64, 64, 32, C.
-DECODERS["deep"] = _builder(BNConvDecoder, fc=(512, 512, 1024), channels=64, tconv=(64, 64, 32))
-DECODERS["deep_bn"] = _builder(
-    BNConvDecoder,
-    fc=(512, 512, 1024),
-    channels=64,
-    tconv=(64, 64, 32),
-    batch_norm=DEFAULT_BN_MOMENTUM,
-    out_bias=False,
-)
-
-
 def build_encoder(name: str, image_shape, latent_size: int) -> nn.Module:
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder {name!r}; allowed: {', '.join(sorted(ENCODERS))}")
-    return ENCODERS[name](image_shape, latent_size)
+    """The encoder of the registry (`compgen.models.ENCODERS`) named `name`."""
+    from compgen.models import ENCODERS
+
+    return ENCODERS.get_or_error(name)(tuple(image_shape), latent_size)
 
 
 def build_decoder(name: str, image_shape, latent_size: int) -> nn.Module:
-    if name not in DECODERS:
-        raise ValueError(f"unknown decoder {name!r}; allowed: {', '.join(sorted(DECODERS))}")
-    return DECODERS[name](image_shape, latent_size)
+    """The decoder of the registry (`compgen.models.DECODERS`) named `name`."""
+    from compgen.models import DECODERS
+
+    return DECODERS.get_or_error(name)(tuple(image_shape), latent_size)

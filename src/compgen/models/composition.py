@@ -78,24 +78,17 @@ class MLPComposition(nn.Module):
         return self.net(torch.cat([z_ref, z_cmd, action.to(z_ref.dtype)], dim=1))
 
 
-COMPOSITION_OPS = {
-    "fixint": FixedInterpolation,
-    "interp": LearnedInterpolation,
-    "linear": LinearComposition,
-    "mlp": MLPComposition,
-}
-
-
 class CompositionModel(nn.Module):
     """A backbone VAE plus a latent composition op; `encode`/`decode` are the backbone's."""
 
     def __init__(self, vae: VAE, op: str, n_factors: int, latent_size: int):
         super().__init__()
-        if op not in COMPOSITION_OPS:
-            raise ValueError(f"unknown composition op {op!r}; allowed: {', '.join(sorted(COMPOSITION_OPS))}")
+        from compgen.models import COMPOSITION_OPS
+
+        op_class = COMPOSITION_OPS.get_or_error(op)
         self.vae = vae
         self.n_factors = n_factors
-        self.op = COMPOSITION_OPS[op](n_factors, latent_size)
+        self.op = op_class(n_factors, latent_size)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.vae.encode(x)

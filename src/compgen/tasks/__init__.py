@@ -1,7 +1,8 @@
 """The task registry: one object per task (see `compgen.tasks.base.Task`).
 
 Each module of this package other than `base` defines one task as `TASK`, registered below; a
-task defined elsewhere (a notebook, a test) joins with `register`.
+task defined elsewhere (a notebook, a test) joins with `register`, and an installed plugin with an
+entry point of the group `compgen.tasks` naming a `Task` instance (compgen.registry).
 
 Light to import (no torch): the workflow reads tasks while planning.
 """
@@ -10,29 +11,37 @@ from __future__ import annotations
 
 import os
 
+from compgen.registry import Registry, RegistryError
 from compgen.tasks import cascade, composition, gt_decoder, lie, retrain, supervised, unsupervised
 from compgen.tasks.base import Task, TrainingData
 
-TASKS: dict[str, Task] = {}
+
+def _check_task(name: str, task) -> None:
+    if not isinstance(task, Task):
+        raise RegistryError(
+            f"task {name!r}: expected a compgen.tasks.Task instance, got {type(task).__name__}"
+        )
+    if task.name != name:
+        raise RegistryError(f"task {name!r}: the Task's name is {task.name!r}; they must be the same")
+
+
+TASKS = Registry(
+    "task",
+    {
+        module.TASK.name: module.TASK
+        for module in (unsupervised, composition, supervised, gt_decoder, retrain, cascade, lie)
+    },
+    check=_check_task,
+)
 
 
 def register(task: Task) -> Task:
     """Add a task under `task.name`; a name may be registered once."""
-    if task.name in TASKS:
-        raise ValueError(f"task {task.name!r} is already registered")
-    TASKS[task.name] = task
-    return task
-
-
-for _module in (unsupervised, composition, supervised, gt_decoder, retrain, cascade, lie):
-    register(_module.TASK)
+    return TASKS.register(task.name, task)
 
 
 def get_task(name: str) -> Task:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}") from None
+    return TASKS.get_or_error(name)
 
 
 def build_model(model_cfg: dict, image_shape, n_factors: int):

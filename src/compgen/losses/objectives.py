@@ -1,4 +1,5 @@
-"""Reconstruction terms and the VAE-family objectives of SPEC §4, one registry entry per loss.
+"""Reconstruction terms and the VAE-family objectives (torch): the classes that the loss registry
+(`compgen.losses.LOSSES`) names, with their titles, hyper-parameters and defaults.
 
 An objective adds a penalty on the encoder's posterior to the reconstruction; `penalty` returns
 that weighted term and the parts to log. Objectives with state of their own (FactorVAE's
@@ -15,10 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# bce: Bernoulli on logits; mse: squared error of sigmoid(output); mse_raw: squared error of the
-# decoder's raw output, as the original's WAE (`mse_loss(reconstruction, target)` on the decoder's
-# output, which has no output non-linearity): that decoder predicts pixels, not logits.
-RECON_KINDS = ("bce", "mse", "mse_raw")
+from compgen.losses import COMPOSITION_OBJECTIVES, MMD_KINDS, RECON_KINDS
 
 
 def reconstruction_per_image(logits: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -55,10 +53,6 @@ def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor
 
 
 MMD_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
-MMD_KINDS = ("original", "unbiased")
-
-# What the composition loss reconstructs (`models.<m>.objective`; Objective.composition).
-COMPOSITION_OBJECTIVES = ("target_and_inputs", "target_only")
 
 
 def check_objective(objective: str) -> str:
@@ -116,13 +110,12 @@ def imq_mmd_original(
 
 
 class Objective(nn.Module, abc.ABC):
-    """Reconstruction plus `penalty`. `hyper` names the loss's hyper-parameters: their values (and
-    their defaults) come from the validated config, whose schema is the one place they are set."""
+    """Reconstruction plus `penalty`; each hyper-parameter given becomes an attribute. A loss of the
+    registry gets the ones its `compgen.losses.Loss` declares (values from the validated config, into
+    whose schema the registry writes them with their defaults); an objective a task builds itself
+    may name its own in `hyper`, which are then the only ones it takes."""
 
-    hyper: ClassVar[tuple[str, ...]] = ()
-    title: ClassVar[str]
-    # Hyper-parameters shown in a derived label, with their symbols: "β-VAE (β=8)".
-    label_symbols: ClassVar[dict[str, str]] = {}
+    hyper: ClassVar[tuple[str, ...] | None] = None
     # Parts that are settings rather than measurements: not summed over a triplet's two inputs.
     settings: ClassVar[tuple[str, ...]] = ()
 
@@ -130,7 +123,7 @@ class Objective(nn.Module, abc.ABC):
         super().__init__()
         if recon not in RECON_KINDS:
             raise ValueError(f"unknown reconstruction loss {recon!r}; allowed: {', '.join(RECON_KINDS)}")
-        if set(hyper) != set(self.hyper):
+        if self.hyper is not None and set(hyper) != set(self.hyper):
             raise ValueError(
                 f"{type(self).__name__} takes {sorted(self.hyper) or 'no hyper-parameters'}, "
                 f"got {sorted(hyper)}"
@@ -151,11 +144,6 @@ class Objective(nn.Module, abc.ABC):
     def checkpoint_state(self) -> dict:
         """Objects with state_dict/load_state_dict that a checkpoint must hold."""
         return {}
-
-    @classmethod
-    def label_extra(cls, model_cfg: dict) -> list[str]:
-        """Words a derived label adds for a variant that `label_symbols` cannot show."""
-        return []
 
     def single(self, logits, target, mu, logvar, z, step: int) -> dict[str, torch.Tensor]:
         """Batch means for single images: recon, the penalty's parts, and loss."""
@@ -199,18 +187,12 @@ class Objective(nn.Module, abc.ABC):
 
 
 class VAELoss(Objective):
-    title = "VAE"
-
     def penalty(self, mu, logvar, z, step):
         kl = kl_divergence_per_image(mu, logvar).mean()
         return kl, {"kl": kl}
 
 
 class BetaVAELoss(Objective):
-    hyper = ("beta",)
-    title = "β-VAE"
-    label_symbols = {"beta": "β"}
-
     def penalty(self, mu, logvar, z, step):
         kl = kl_divergence_per_image(mu, logvar).mean()
         return self.beta * kl, {"kl": kl}
@@ -219,9 +201,6 @@ class BetaVAELoss(Objective):
 class CCIVAELoss(Objective):
     """Burgess et al. (2018): gamma |KL - C|, C rising linearly from 0 to capacity_max."""
 
-    hyper = ("gamma", "capacity_max", "capacity_steps")
-    title = "CCI-VAE"
-    label_symbols = {"capacity_max": "C"}
     settings = ("capacity",)
 
     def capacity(self, step: int) -> float:
@@ -258,9 +237,6 @@ class FactorVAELoss(Objective):
     default as Kim & Mnih, disentanglement_lib and the NeurIPS 2022 code (src/training/loss.py,
     `FactorLoss`); the ICLR 2021 code's `nn.LeakyReLU()` has torch's default 0.01."""
 
-    hyper = ("gamma", "disc_lr", "disc_slope")
-    title = "FactorVAE"
-    label_symbols = {"gamma": "γ"}
     HIDDEN, LAYERS, BETAS = 1000, 6, (0.5, 0.9)
 
     def __init__(self, recon: str, n_train: int = 0, *, latent_size: int, **hyper):
@@ -306,10 +282,6 @@ class FactorVAELoss(Objective):
 class BetaTCVAELoss(Objective):
     """Chen et al. (2018), minibatch-weighted sampling: MI + beta TC + dimension-wise KL."""
 
-    hyper = ("beta",)
-    title = "β-TCVAE"
-    label_symbols = {"beta": "β"}
-
     def decomposition(self, mu, logvar, z) -> dict[str, torch.Tensor]:
         mu, logvar, z = mu.float(), logvar.float(), z.float()
         batch = z.shape[0]
@@ -344,17 +316,10 @@ class WAELoss(Objective):
       each input of a triplet on its own, like the other objectives.
     """
 
-    hyper = ("mmd_weight", "prior_var", "logvar_penalty", "mmd")
-    title = "WAE-MMD"
-
     def __init__(self, recon: str, n_train: int = 0, **hyper):
         super().__init__(recon, n_train, **hyper)
         if self.mmd not in MMD_KINDS:
             raise ValueError(f"unknown mmd {self.mmd!r}; allowed: {', '.join(MMD_KINDS)}")
-
-    @classmethod
-    def label_extra(cls, model_cfg):
-        return ["unbiased MMD"] if model_cfg.get("mmd") == "unbiased" else []
 
     def mmd_term(self, z: torch.Tensor) -> torch.Tensor:
         z = z.float()
@@ -380,40 +345,3 @@ class WAELoss(Objective):
         logvar_l1 = self.logvar_l1(out["logvar_ref"]) + self.logvar_l1(out["logvar_cmd"])
         penalty = self.mmd_weight * mmd + self.logvar_penalty * logvar_l1
         return penalty, {"mmd": mmd, "logvar_l1": logvar_l1}
-
-
-LOSSES: dict[str, type[Objective]] = {
-    "vae": VAELoss,
-    "betavae": BetaVAELoss,
-    "ccivae": CCIVAELoss,
-    "factorvae": FactorVAELoss,
-    "btcvae": BetaTCVAELoss,
-    "wae": WAELoss,
-}
-
-
-def loss_class(name: str) -> type[Objective]:
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; allowed: {', '.join(LOSSES)}")
-    return LOSSES[name]
-
-
-def build_objective(model_cfg: dict, n_train: int) -> Objective:
-    """The objective of a validated model config (every key of its loss present)."""
-    cls = loss_class(model_cfg["loss"])
-    extra = {"latent_size": model_cfg["latent_size"]} if cls is FactorVAELoss else {}
-    return cls(model_cfg["recon"], n_train, **extra, **{k: model_cfg[k] for k in cls.hyper})
-
-
-def _number(value) -> str:
-    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
-
-
-def loss_label(model_cfg: dict) -> str:
-    """ "β-VAE (β=8)": the loss's title and the hyper-parameters that tell its variants apart."""
-    cls = loss_class(model_cfg["loss"])
-    shown = ", ".join(
-        [f"{sym}={_number(model_cfg[key])}" for key, sym in cls.label_symbols.items()]
-        + cls.label_extra(model_cfg)
-    )
-    return f"{cls.title} ({shown})" if shown else cls.title

@@ -1,7 +1,7 @@
 """Which readout should the training-fit check use? An MLP, k-nearest neighbours, boosted trees.
 
 On rows drawn from the 3DShapes grid (circular hues, a categorical shape, an ordinal scale), for
-latent codes whose answer is known, each readout's chance-corrected fit (compgen.analysis.fit) of
+latent codes whose answer is known, each readout's chance-corrected fit (compgen.metrics.fit) of
 floor_hue, shape and scale: its mean and standard deviation over seeds (of the halves, and of any
 initialisation) and its median time per factor. Codes:
   - random: 10 N(0, 1) latents, no information (fit should be 0);
@@ -33,8 +33,8 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from compgen.analysis.fit import fit_scores, mlp_readout
 from compgen.datasets import dataset_grid
+from compgen.metrics.fit import fit_scores, mlp_readout
 
 FACTORS = ("floor_hue", "shape", "scale")
 
@@ -83,7 +83,7 @@ def hgb(target, n_fit, seed):
 
 
 READOUTS = {
-    "mlp": mlp_readout,  # compgen.analysis.fit's readout
+    "mlp": mlp_readout,  # compgen.metrics.fit's readout
     "mlp_adam": mlp_adam,
     "knn5": knn(5),
     "knn10": knn(10),

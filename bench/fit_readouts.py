@@ -1,11 +1,11 @@
 """Did a trained model learn the factors its claims' fit check reads? One JSON object per run.
 
 The claims' fit check (compgen.claims) is the kind-aware, chance-corrected readout of
-compgen.analysis.fit. This script sets beside it, for the condition's two factors on the same kind
+compgen.metrics.fit. This script sets beside it, for the condition's two factors on the same kind
 of sample (training images, latent means at evaluation):
-  - `fit`: the fit check's own value (compgen.analysis.fit.fit_scores, seed `--seed`);
+  - `fit`: the fit check's own value (compgen.metrics.fit.fit_scores, seed `--seed`);
   - `linear_r2`: a linear readout's R² of the value against the training mean
-    (compgen.analysis.metrics.readout_r2, in-sample), what the check was before factors had kinds;
+    (compgen.metrics.representation.readout_r2, in-sample), what the check was before factors had kinds;
   - `knn_accuracy`: 10-nearest-neighbour accuracy of the factor's classes (5-fold), and `chance`,
     the share of the commonest class: is the factor in the latents at all, linearly or not?
   - `circle_r2` (factors whose values are hues on the colour wheel): R² of the linear readout of
@@ -28,11 +28,11 @@ from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from compgen.analysis import metrics
 from compgen.analysis.evaluate import AnalysisInputs, encode_and_score
-from compgen.analysis.fit import fit_scores
 from compgen.conditions import load_split
 from compgen.datasets.store import check_dataset
+from compgen.metrics import representation
+from compgen.metrics.fit import fit_scores
 from compgen.tasks import get_task, load_trained
 
 HUE_FACTORS = ("floor_hue", "wall_hue", "object_hue")
@@ -68,7 +68,7 @@ def readouts(run_dir: Path, n: int, seed: int) -> dict:
     z, _ = encode_and_score(model, task, inputs, rows)
     classes = grid.classes(rows)
     values = grid.values(classes)
-    linear = metrics.readout_r2(z, values, z, values)
+    linear = representation.readout_r2(z, values, z, values)
     fit = fit_scores(z, classes, grid, [grid.axis(name) for name in split_info["main_factors"]], seed)
     out = {"run": "/".join(parts[-4:]), "n_images": int(rows.size), "factors": {}}
     for name in split_info["main_factors"]:

@@ -33,12 +33,12 @@ import numpy as np
 import torch
 import yaml
 
+from compgen.batches import batch_length, batch_slice, images_to_tensor
 from compgen.conditions import split_masks
 from compgen.config import validate_config
 from compgen.grid import Grid
 from compgen.study import Run, Study
 from compgen.tasks import TrainingData, get_task
-from compgen.training.batches import batch_length, batch_slice, images_to_tensor
 from compgen.training.device import cpu_bf16_fast, resolve_amp, resolve_device
 from compgen.training.engine import DeviceImages, make_train_step, validation_loss
 from compgen.training.run import VALIDATION_BATCH, steps_per_epoch, subset_data, validation_split
@@ -151,7 +151,14 @@ def step_key(run: Run, amp: bool, device: torch.device) -> str:
     """What a step's cost depends on: the dataset's grid, the model, batch size, threads, amp, device."""
     cfg = run.spec["training"]
     return json.dumps(
-        [run.dataset, run.spec["model"], cfg["batch_size"], run.spec["threads"], amp, str(device)],
+        [
+            run.dataset,
+            run.spec["model"],
+            cfg["batch_size"],
+            run.spec["training"]["threads"],
+            amp,
+            str(device),
+        ],
         sort_keys=True,
     )
 
@@ -175,7 +182,7 @@ def measure(config_path, steps: int, warmup: int, val_items: int, amp_mode: str,
                 if name in taken
                 else name
             )
-            threads = int(run.spec["threads"])
+            threads = int(run.spec["training"]["threads"])
             torch.set_num_threads(threads)
             data = synthetic_data(
                 study.grid(run.dataset),

@@ -46,6 +46,7 @@ from ignite.engine import Events
 from throughput import StepTimer, synthetic_data
 from torch.utils.data import DataLoader, Dataset
 
+from compgen.batches import action_onehot, flat_index, images_to_tensor, position_lookup
 from compgen.conditions import Condition, write_split
 from compgen.config import complete_model, complete_training
 from compgen.datasets import dataset_grid
@@ -55,7 +56,6 @@ from compgen.grid import Factor, Grid
 from compgen.losses import LOSSES
 from compgen.models import DECODERS, ENCODERS
 from compgen.tasks import TrainingData, get_task
-from compgen.training.batches import action_onehot, flat_index, images_to_tensor, position_lookup
 from compgen.training.device import cpu_bf16_fast, resolve_amp, resolve_device
 from compgen.training.engine import DeviceImages, autocast
 from compgen.training.run import fit, setup_run

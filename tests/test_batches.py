@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from compgen.training.batches import (
+from compgen.batches import (
     CodeTables,
     TripletSampler,
     action_onehot,

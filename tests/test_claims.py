@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 
-from compgen.analysis.excess import excess_summary, gap, main_factor_scores, reconstruction_floor
 from compgen.claims import (
     FAILS,
     HOLDS,
@@ -26,6 +25,7 @@ from compgen.claims import (
 from compgen.config import CLAIMS_PATH, ConfigError, default_claims, load_schema
 from compgen.config import validate_config as validate_study
 from compgen.losses import reconstruction_per_image
+from compgen.metrics.excess import excess_summary, gap, main_factor_scores, reconstruction_floor
 from compgen.tasks import TASKS
 from compgen.training.run import train_run
 from conftest import ROOT, analyse_toy, merged, run_snakemake
@@ -109,10 +109,10 @@ def test_excess_and_gap_of_a_tiny_composition_model(data, all_data, tmp_path):
     computed here again (the held-out ones are those composition_loss_test always drew); both NaN
     without a held-out set."""
     from compgen.analysis.evaluate import PRESETS, AnalysisInputs
+    from compgen.batches import derived_seed, heldout_triplets
     from compgen.datasets.store import check_dataset
     from compgen.tasks import load_trained
     from compgen.tasks.composition import TRAIN_TARGET_STREAM, target_losses
-    from compgen.training.batches import derived_seed, heldout_triplets
 
     dataset, split = data
     train_run(dataset, split, make_run("composition", epochs=2), tmp_path / "run", tmp_path / "ckpt")

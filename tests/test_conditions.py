@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import yaml
 
-from compgen.analysis.excess import main_factor_scores
 from compgen.conditions import (
     Condition,
     ConditionError,
@@ -16,6 +15,7 @@ from compgen.conditions import (
     write_split,
 )
 from compgen.datasets import REGISTRY, dataset_grid
+from compgen.metrics.excess import main_factor_scores
 from compgen.study import Study, StudyError
 from conftest import ROOT, validated
 

@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from compgen.datasets import REGISTRY, dataset_grid
+from compgen.datasets import REGISTRY, dataset_grid, declared_kinds
 from compgen.datasets.store import read_grid, write_dataset
-from compgen.grid import CATEGORICAL, CIRCULAR, FACTOR_KINDS, ORDINAL, Factor, Grid, declared_kinds
+from compgen.grid import CATEGORICAL, CIRCULAR, FACTOR_KINDS, ORDINAL, Factor, Grid
 
 TWO_PI = 2 * np.pi
 # (kind, period) of every factor of every dataset: the table of docs/fit_check.md.
@@ -77,10 +77,13 @@ def test_a_description_without_kinds_takes_the_datasets_declarations():
         grid = dataset_grid(name, {})
         attrs = grid.to_attrs()
         del attrs["factor_kinds"], attrs["factor_periods"]
-        assert Grid.from_attrs(attrs) == grid
+        assert Grid.from_attrs(attrs, declared_kinds(attrs["factor_names"])) == grid
     unknown = Grid((Factor("a", (0.0, 1.0)), Factor("orientation", (0.0, 1.0))), (64, 64, 1)).to_attrs()
     del unknown["factor_kinds"], unknown["factor_periods"]
-    assert [f.kind for f in Grid.from_attrs(unknown).factors] == [ORDINAL, ORDINAL]
+    assert [f.kind for f in Grid.from_attrs(unknown, declared_kinds(unknown["factor_names"])).factors] == [
+        ORDINAL,
+        ORDINAL,
+    ]
     assert declared_kinds(("a", "orientation")) == [(ORDINAL, None)] * 2
 
 

@@ -1,4 +1,4 @@
-"""The kind-aware, chance-corrected fit (compgen.analysis.fit) and readout R² against the training
+"""The kind-aware, chance-corrected fit (compgen.metrics.fit) and readout R² against the training
 mean: latents that carry nothing score about 0, latents that hold a factor about 1, whatever
 the factor's kind and however the code is laid out."""
 
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import yaml
 
-from compgen.analysis import metrics
 from compgen.analysis.evaluate import latent_scores, sample, scored_factors
-from compgen.analysis.excess import main_factor_scores
-from compgen.analysis.fit import factor_target, fit_scores, halves
 from compgen.conditions import Condition, main_factors, split_masks
 from compgen.datasets import dataset_grid
 from compgen.grid import CATEGORICAL, CIRCULAR, ORDINAL
+from compgen.metrics import representation
+from compgen.metrics.excess import main_factor_scores
+from compgen.metrics.fit import factor_target, fit_scores, halves
 from compgen.tasks import get_task
 from conftest import ROOT
 
@@ -65,7 +65,7 @@ def test_a_perfect_circular_code_of_a_hue_fits_where_a_linear_readout_cannot():
     angle = 2 * np.pi * grid.values(classes)[:, k]
     z = np.column_stack([np.cos(angle), np.sin(angle), rng.standard_normal((N, 4))])
     assert one_fit(z, classes, grid, "object_hue") > 0.97
-    linear = metrics.readout_r2(z, grid.values(classes)[:, k], z, grid.values(classes)[:, k])[0]
+    linear = representation.readout_r2(z, grid.values(classes)[:, k], z, grid.values(classes)[:, k])[0]
     assert 0.55 < linear < 0.7
 
 
@@ -89,7 +89,7 @@ def test_unordered_classes_fit_one_hot_or_as_a_shuffled_index():
     z = np.column_stack([index, rng.standard_normal((N, 3))])
     assert one_fit(z, classes, grid, "object_color") > 0.97
     value = grid.values(classes)[:, k]
-    assert metrics.readout_r2(z, value, z, value)[0] < 0.5
+    assert representation.readout_r2(z, value, z, value)[0] < 0.5
 
 
 def test_an_entangled_code_fits_as_well_as_a_disentangled_one():
@@ -147,12 +147,12 @@ def test_readout_r2_is_against_the_training_mean_on_the_scored_rows():
     z_train, v_train = rng.standard_normal((500, 2)), rng.uniform(0, 1, (500, 1))
     # Held-out rows far from the training mean: the mean's own error is the baseline.
     z_test, v_test = rng.standard_normal((200, 2)), rng.uniform(2, 3, (200, 1))
-    r2 = metrics.readout_r2(z_train, v_train, z_test, v_test)[0]
+    r2 = representation.readout_r2(z_train, v_train, z_test, v_test)[0]
     mse = np.mean((v_train.mean() - v_test) ** 2)
     predicted = np.c_[z_test, np.ones(200)] @ np.linalg.lstsq(np.c_[z_train, np.ones(500)], v_train)[0]
     assert r2 == pytest.approx(1 - np.mean((predicted - v_test) ** 2) / mse)
     assert abs(r2) < 0.02  # no information: about the mean's error, wherever the rows lie
-    assert metrics.readout_r2(v_train, v_train, v_test, v_test)[0] == pytest.approx(1.0)
+    assert representation.readout_r2(v_train, v_train, v_test, v_test)[0] == pytest.approx(1.0)
 
 
 FAILURES = [("dsprites", "sqr2tx"), ("shapes3d", "shape2ohue"), ("mpi3d", "cyl2vx+four_shapes+fix_hx")]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from compgen.analysis.fit import fit_scores
+from compgen.metrics.fit import fit_scores
 from compgen.training.fit_probe import fit_probe_rows, make_fit_probe
 from compgen.training.run import setup_run, train_run
 from conftest import assert_same_outputs, train_straight_and_resumed
@@ -27,7 +27,7 @@ def test_composition_run_logs_the_fit_of_every_varying_factor(data, tmp_path):
 
 
 def test_probe_equals_the_analysis_readout_on_its_rows(data):
-    """The probe's value is analysis' fit (compgen.analysis.fit, on the run seed's halves) of the
+    """The probe's value is analysis' fit (compgen.metrics.fit, on the run seed's halves) of the
     latent means of the probe's seeded rows."""
     dataset, split = data
     training = setup_run(dataset, split, make_run("composition", epochs=1))

@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 import torch
 
+from compgen.batches import CodeTables, TripletSampler, heldout_triplets
 from compgen.config import ConfigError, complete_model
 from compgen.losses import build_objective
-from compgen.models.composition import COMPOSITION_OPS
+from compgen.models import COMPOSITION_OPS
 from compgen.study import Study
 from compgen.tasks import TASKS, build_model
-from compgen.training.batches import CodeTables, TripletSampler, heldout_triplets
 from compgen.training.run import setup_run, train_run, validation_floor
 from conftest import ROOT, load_config
 
@@ -264,7 +264,6 @@ def make_run(epochs=3, **model_keys):
         "condition": "corner",
         "model_name": "kim",
         "seed": 3,
-        "threads": 1,
         "model": model,
         "training": complete_training({"epochs": epochs, "batch_size": 8, "lr": 1e-3, "device": "cpu"}),
     }
@@ -304,7 +303,7 @@ def test_select_on_all_selects_on_the_three_reconstructions(data, tmp_path):
         )
     assert bool((everything > target_only).all())
     # Early stopping's floor: the three images' mean floors, summed.
-    from compgen.analysis.excess import batched_floors
+    from compgen.metrics.excess import batched_floors
 
     expected = sum(float(batched_floors(data_.images, r, "bce", 8).mean()) for r in batch[:3])
     assert validation_floor(task, data_, 8) == pytest.approx(expected)

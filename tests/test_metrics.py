@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LassoCV
 
-from compgen.analysis import metrics
-from compgen.analysis.metrics import (
+from compgen.metrics import representation
+from compgen.metrics.representation import (
     dci,
     dci_from_importance,
     dci_iclr,
@@ -257,12 +257,12 @@ def _lasso_max_iters(monkeypatch) -> list[int]:
     """Record the max_iter of every Lasso the metrics module builds."""
     seen = []
 
-    class Recording(metrics.Lasso):
+    class Recording(representation.Lasso):
         def fit(self, *args, **kwargs):
             seen.append(self.max_iter)
             return super().fit(*args, **kwargs)
 
-    monkeypatch.setattr(metrics, "Lasso", Recording)
+    monkeypatch.setattr(representation, "Lasso", Recording)
     return seen
 
 
@@ -379,11 +379,11 @@ def test_r2_of_held_out_values_at_the_training_mean_is_undefined_not_a_huge_fail
     mean, var = train.mean(axis=0), train.var(axis=0)
     assert abs(mean[0] - 2.0) < 0.05  # the baseline is tiny: (2 - mean)^2
     assert (
-        metrics.r2_against_training_mean(predicted, test, mean)[0] < -3
+        representation.r2_against_training_mean(predicted, test, mean)[0] < -3
     )  # ill-conditioned without the guard
-    assert np.isnan(metrics.r2_against_training_mean(predicted, test, mean, var)[0])
+    assert np.isnan(representation.r2_against_training_mean(predicted, test, mean, var)[0])
     # Held-out values away from the training mean (sqr2tx: squares, shape 1) are scored as before.
     squares = np.full((500, 1), 1.0)
-    guarded = metrics.r2_against_training_mean(squares + 0.1, squares, mean, var)[0]
-    assert guarded == pytest.approx(metrics.r2_against_training_mean(squares + 0.1, squares, mean)[0])
+    guarded = representation.r2_against_training_mean(squares + 0.1, squares, mean, var)[0]
+    assert guarded == pytest.approx(representation.r2_against_training_mean(squares + 0.1, squares, mean)[0])
     assert guarded == pytest.approx(1 - 0.01 / (1 - mean[0]) ** 2)

@@ -7,7 +7,6 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from compgen.analysis import metrics
 from compgen.analysis.arrays import latent_plot_inputs, load_arrays
 from compgen.analysis.evaluate import PRESETS, AnalysisInputs, figure_arrays, sample, score_run
 from compgen.analysis.figures import ORACLE_LABEL, draw_latent_representation, plot_latent_representation
@@ -21,6 +20,7 @@ from compgen.analysis.oracle import (
 from compgen.analysis.run_figures import draw_run_figure
 from compgen.datasets.store import check_dataset
 from compgen.losses import reconstruction_per_image
+from compgen.metrics import representation
 from compgen.tasks import get_task, load_trained
 from compgen.training.run import train_run
 from conftest import analyse_toy
@@ -53,7 +53,7 @@ def synthetic(shift: float = 0.0, train_x_below: int | None = None):
 
 def fitted_oracle(classes, z, held):
     # The DCI matching finds z0 for x and z1 for y; the noise latent stays unmatched.
-    matching = metrics.dci(z[~held], classes[~held])["matching"]
+    matching = representation.dci(z[~held], classes[~held])["matching"]
     assert matching == [0, 1]
     return fit_oracle(z[~held], classes[~held], latent_factors(matching, [0, 1], 3), (8, 8))
 

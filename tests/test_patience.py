@@ -11,8 +11,8 @@ import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import EarlyStopping
 
-from compgen.analysis.excess import reconstruction_floor
 from compgen.config import complete_training
+from compgen.metrics.excess import reconstruction_floor
 from compgen.tasks import TASKS
 from compgen.training.checkpoints import latest_checkpoint
 from compgen.training.engine import TrainingRecord

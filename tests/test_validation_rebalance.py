@@ -9,11 +9,11 @@ import pytest
 import torch
 import yaml
 
+from compgen.batches import TripletSampler, balanced_weights
 from compgen.config import load_schema
 from compgen.grid import Factor, Grid
 from compgen.study import Study, StudyError
 from compgen.tasks import TASKS, TrainingData
-from compgen.training.batches import TripletSampler, balanced_weights
 from compgen.training.run import VALIDATION_KINDS, setup_run, summarise, validation_split
 from conftest import load_config
 from test_engine import make_run

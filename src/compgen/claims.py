@@ -23,7 +23,7 @@ Each row of the table:
   `excess_delta` (recon_excess_test - recon_excess_train: the ratio is unstable when the training
   excess is small) and the control's value.
 - **training fit**: a verdict needs the model to have learned the condition's two factors on its
-  training images: the kind-aware, chance-corrected readout `fit_main` (compgen.analysis.fit: 0
+  training images: the kind-aware, chance-corrected readout `fit_main` (compgen.metrics.fit: 0
   is chance, 1 perfect) of each at least the claim's `fit.min` (0.8; `fit.tasks`: supervised 0.9),
   for every seed of the row, of its versus reference and of its control (on the same two factors).
   A task without a representation (gt_decoder, fed the factors themselves) has no readout: the
@@ -92,7 +92,7 @@ DERIVED = {
 DELTA_OF = {"gap": "excess_delta", "gap_composed": "excess_delta_composed"}
 CRITERIA = {"ge": "≥", "gt": ">", "le": "≤", "lt": "<"}
 VERSUS = "versus"
-# Kind-aware, chance-corrected readout of each of the condition's two factors (compgen.analysis.fit).
+# Kind-aware, chance-corrected readout of each of the condition's two factors (compgen.metrics.fit).
 FIT_SCORE = "fit_main"
 HOLDS, FAILS, INCONCLUSIVE, NOT_RUN = "holds", "does not hold", "inconclusive", "not run"
 VERDICTS = (HOLDS, FAILS, INCONCLUSIVE, NOT_RUN)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-# What a factor's values are, which decides how a readout reads it (compgen.analysis.fit):
+# What a factor's values are, which decides how a readout reads it (compgen.metrics.fit):
 # positions on a line, angles on a circle of `period`, or unordered classes.
 ORDINAL, CIRCULAR, CATEGORICAL = "ordinal", "circular", "categorical"
 FACTOR_KINDS = (ORDINAL, CIRCULAR, CATEGORICAL)
@@ -149,14 +150,15 @@ class Grid:
         }
 
     @classmethod
-    def from_attrs(cls, d: dict) -> Grid:
-        """The grid `to_attrs` described. A description written before factors had kinds takes them
-        from the registered dataset with the same factor names (`declared_kinds`)."""
+    def from_attrs(cls, d: dict, old_kinds: Sequence[tuple[str, float | None]] | None = None) -> Grid:
+        """The grid `to_attrs` described. A description written before factors had kinds takes
+        `old_kinds` ((kind, period) per factor; the datasets know them: compgen.datasets.
+        declared_kinds), else every factor ordinal, Factor's default."""
         names = d["factor_names"]
         if "factor_kinds" in d:
             kinds = list(zip(d["factor_kinds"], d["factor_periods"], strict=True))
         else:
-            kinds = declared_kinds(names)
+            kinds = list(old_kinds) if old_kinds is not None else [(ORDINAL, None)] * len(names)
         factors = tuple(
             Factor(name, tuple(vals), tuple(labels) if labels else None, tuple(full), full_size, kind, period)
             for name, vals, labels, full, full_size, (kind, period) in zip(
@@ -170,16 +172,3 @@ class Grid:
             )
         )
         return cls(factors, tuple(d["image_shape"]))
-
-
-def declared_kinds(names) -> list[tuple[str, float | None]]:
-    """(kind, period) of each factor as declared by the registered dataset whose grid has exactly
-    these factor names (a name alone is ambiguous: dSprites' orientation is an angle, 3DShapes' an
-    arc of ±30°); every factor ordinal, Factor's default, for names no dataset has."""
-    from compgen.datasets import REGISTRY  # the datasets build their grids from this module
-
-    names = tuple(names)
-    for family in REGISTRY.values():
-        if family.grid.names == names:
-            return [(f.kind, f.period) for f in family.grid.factors]
-    return [(ORDINAL, None)] * len(names)

@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from compgen.analysis import metrics
-from compgen.analysis.excess import main_factor_scores, reconstruction_floor
-from compgen.analysis.fit import fit_scores, kinds
 from compgen.analysis.oracle import expected_test_arrays, fit_oracle, latent_factors, oracle_scores
 from compgen.analysis.traversals import latent_traversals
 from compgen.atomic import atomic_path, write_json
@@ -28,6 +25,9 @@ from compgen.datasets.provenance import data_note
 from compgen.datasets.store import check_dataset, read_provenance, read_rows
 from compgen.grid import Grid
 from compgen.losses import reconstruction_per_image, to_pixels
+from compgen.metrics import representation
+from compgen.metrics.excess import main_factor_scores, reconstruction_floor
+from compgen.metrics.fit import fit_scores, kinds
 from compgen.tasks import Task, get_task, load_trained
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def encode_score_floor(
     model, task: Task, inputs: AnalysisInputs, indices: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The task's latents, per-image reconstruction losses (NaN where it reconstructs nothing) and
-    each image's reconstruction floor (compgen.analysis.excess), from one read of the images."""
+    each image's reconstruction floor (compgen.metrics.excess), from one read of the images."""
     latents, losses, floors = [], [], []
     for start in range(0, indices.size, inputs.batch):
         chunk = indices[start : start + inputs.batch]
@@ -141,7 +141,7 @@ def latent_scores(
 
     Factors outside `scored` get NaN R² (r2_test, r2_train) and fit (fit_train: the
     chance-corrected readout of each factor by its kind, `fit_kinds`, on the training images;
-    compgen.analysis.fit) and take no part in DCI or MIG; r2_test_mean is the mean over the
+    compgen.metrics.fit) and take no part in DCI or MIG; r2_test_mean is the mean over the
     scored factors. Returns the scores and what the figures
     reuse: each DCI variant's importances (latents x scored factors: `importance` standard,
     `importance_paper` the NeurIPS code's without its dummy columns, `importance_iclr`), the
@@ -155,10 +155,10 @@ def latent_scores(
         z_test, classes_test = z_train, classes_train
     v_train, v_test = grid.values(classes_train), grid.values(classes_test)
     if task.has_representation and scored:
-        dci = metrics.dci(z_train, v_train[:, scored], z_test, v_test[:, scored])
+        dci = representation.dci(z_train, v_train[:, scored], z_test, v_test[:, scored])
         # A stream of its own, so that the dummy targets leave the figure samples unchanged.
-        paper = metrics.dci_paper(z_train, v_train[:, scored], z_test, v_test[:, scored], seed=seed)
-        iclr = metrics.dci_iclr(z_train, v_train[:, scored], z_test, v_test[:, scored], seed=seed)
+        paper = representation.dci_paper(z_train, v_train[:, scored], z_test, v_test[:, scored], seed=seed)
+        iclr = representation.dci_iclr(z_train, v_train[:, scored], z_test, v_test[:, scored], seed=seed)
         r2 = task.r2_scores(
             grid,
             z_train,
@@ -169,7 +169,7 @@ def latent_scores(
             grid.standardised(v_test),
             scored,
         )
-        mig = metrics.mig(z_all, classes_all[:, scored])
+        mig = representation.mig(z_all, classes_all[:, scored])
         fit = fit_scores(z_train, classes_train, grid, scored, seed)
     else:
         none = {"disentanglement": np.nan, "completeness": np.nan, "informativeness": np.nan}
@@ -254,7 +254,7 @@ def score_run(model, task: Task, inputs: AnalysisInputs, rng: np.random.Generato
         oracle = fit_oracle(z_train, grid.classes(train_s), matched, grid.sizes)
     scores.update(oracle_scores(model, task, inputs, oracle, train_s, z_train, test_s, z_test))
     # recon_excess_train/test, gap and excess_delta of these single images, and the task's own
-    # target's under suffixed keys (composition: *_composed; compgen.analysis.excess).
+    # target's under suffixed keys (composition: *_composed; compgen.metrics.excess).
     scores.update(task.excess_scores(model, inputs, loss_train - floor_train, loss_test - floor_test))
     scores.update(task.extra_scores(model, inputs))
     return scores, {**fitted, "train_sample": train_s, "oracle": oracle}
@@ -280,6 +280,17 @@ def factor_arrays(grid: Grid, main_factors, fitted: dict) -> dict[str, np.ndarra
     }
 
 
+# Reconstructions analysis.npz keeps of training and of held-out images: a figure shows the first
+# analysis.n_images of them (at most this many, the schema's maximum), so how many a figure shows
+# is the figure's setting alone and never reruns the analysis.
+RECON_KEPT = 32
+
+
+def recon_sample(indices: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A seeded sample of at most n rows in random order: its first k rows are a sample of k."""
+    return rng.choice(indices, size=min(n, indices.size), replace=False)
+
+
 def figure_arrays(
     model,
     task: Task,
@@ -287,14 +298,14 @@ def figure_arrays(
     main_factors,
     fitted: dict,
     rng: np.random.Generator,
-    n_images: int,
+    n_recon: int = RECON_KEPT,
 ) -> dict[str, np.ndarray]:
     """What the per-run figures need, so that drawing never loads the model again."""
     grid = inputs.grid
     plot_idx = sample(np.concatenate([inputs.train, inputs.test]), inputs.sizes["n_latent_plot"], rng)
     z_plot, _ = encode_and_score(model, task, inputs, plot_idx)
-    train_in, train_out = reconstruct(model, task, inputs, sample(inputs.train, n_images, rng))
-    test_in, test_out = reconstruct(model, task, inputs, sample(inputs.test, n_images, rng))
+    train_in, train_out = reconstruct(model, task, inputs, recon_sample(inputs.train, n_recon, rng))
+    test_in, test_out = reconstruct(model, task, inputs, recon_sample(inputs.test, n_recon, rng))
     arrays = {
         "data_note": np.asarray(data_note(read_provenance(inputs.dataset_path))),
         **factor_arrays(grid, main_factors, fitted),
@@ -360,8 +371,8 @@ def analyse_run(
     arrays_path,
     run_info_path=None,
     preset: str = "paper",
-    n_images: int = 8,
     seed: int = 0,
+    n_recon: int = RECON_KEPT,
 ) -> dict:
     started = time.perf_counter()
     grid = check_dataset(dataset_path)
@@ -391,7 +402,7 @@ def analyse_run(
             run_info = json.load(fh)
         scores["provenance"] = provenance(run_info)
         scores["training"] = training_end(run_info)
-    arrays = figure_arrays(model, task, inputs, split_info["main_factors"], fitted, rng, n_images)
+    arrays = figure_arrays(model, task, inputs, split_info["main_factors"], fitted, rng, n_recon)
     with atomic_path(arrays_path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compgen.datasets import mpi3d, shapes3d, sprites
-from compgen.grid import Grid
+from compgen.grid import ORDINAL, Grid
 
 
 @dataclass(frozen=True)
@@ -38,3 +38,14 @@ def family(name: str) -> DatasetFamily:
 def dataset_grid(name: str, subsample: dict[str, int] | None = None) -> Grid:
     """The grid a dataset has after subsampling (computed without rendering anything)."""
     return family(name).grid.subsample(subsample)
+
+
+def declared_kinds(names) -> list[tuple[str, float | None]]:
+    """(kind, period) of each factor as declared by the registered dataset whose grid has exactly
+    these factor names (a name alone is ambiguous: dSprites' orientation is an angle, 3DShapes' an
+    arc of ±30°); every factor ordinal, Factor's default, for names no dataset has."""
+    names = tuple(names)
+    for entry in REGISTRY.values():
+        if entry.grid.names == names:
+            return [(f.kind, f.period) for f in entry.grid.factors]
+    return [(ORDINAL, None)] * len(names)

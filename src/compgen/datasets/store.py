@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 
 from compgen.atomic import atomic_path
+from compgen.datasets import declared_kinds
 from compgen.datasets.blank import MAX_BLANK_SHARE, PER_VALUE, BlankCheck
 from compgen.grid import Grid
 
@@ -114,9 +115,15 @@ def _write_attrs(f: h5py.File, grid: Grid, provenance: dict) -> None:
             f.attrs[key] = value
 
 
+def _stored_grid(f: h5py.File) -> Grid:
+    """The file's grid; one prepared before factors had kinds takes its dataset's declared kinds."""
+    attrs = json.loads(f.attrs["grid"])
+    return Grid.from_attrs(attrs, declared_kinds(attrs["factor_names"]))
+
+
 def read_grid(path: str | os.PathLike) -> Grid:
     with _open(path) as f:
-        return Grid.from_attrs(json.loads(f.attrs["grid"]))
+        return _stored_grid(f)
 
 
 def read_provenance(path: str | os.PathLike) -> dict:
@@ -175,7 +182,7 @@ def check_dataset(path: str | os.PathLike) -> Grid:
     grid's values, which is what every index into the file assumes.
     """
     with _open(path) as f:
-        grid = Grid.from_attrs(json.loads(f.attrs["grid"]))
+        grid = _stored_grid(f)
         expected = {
             "images": (grid.n, *grid.image_shape),
             "factor_classes": (grid.n, len(grid.sizes)),

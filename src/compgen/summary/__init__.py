@@ -18,7 +18,7 @@ from compgen.summary.published import attach_paper, paper_scores, paper_sources,
 
 RUN_COLUMNS = ["run_id", "dataset", "condition", "model", "seed"]
 # The paper's group tables: reconstruction on train and held-out combinations, the gap (held-out
-# over training excess, compgen.analysis.excess) with its difference beside it, readout, D. These
+# over training excess, compgen.metrics.excess) with its difference beside it, readout, D. These
 # tables are compared with the paper, so D is the paper's DCI variant (dummy-padded, entropy base
 # = latent size); the standard Eastwood & Williams D is `dci_disentanglement` in the CSVs.
 GROUP_TABLE_COLUMNS = {

@@ -68,13 +68,16 @@ class TrainingData:
         `rebalance` factor among fitted rows, as the original's `ImbalancedSampler`; None: uniform."""
         if self.rebalance is None:
             return None
-        from compgen.training.batches import balanced_weights
+        from compgen.batches import balanced_weights
 
         return balanced_weights(self.classes[self.fit, self.grid.axis(self.rebalance)])
 
 
 class Task(abc.ABC):
     name: ClassVar[str]
+    # The model's name in tables and figures when its config gives no label and the task trains no
+    # VAE-family objective (with one, the objective's: "β-VAE (β=8)"); None: the task's name.
+    title: ClassVar[str | None] = None
     # Architecture keys of the model config that this task's model is built from.
     parts: ClassVar[tuple[str, ...]] = ("encoder", "decoder")
     # Trained with a VAE-family objective (the `loss` key applies).
@@ -92,7 +95,11 @@ class Task(abc.ABC):
         return None
 
     def label(self, model_cfg: dict) -> str:
-        """The model's name in tables and figures when the config gives none."""
+        """The model's name in tables and figures when the config gives none: the loss's label
+        ("β-VAE (β=8)") for a task trained with a VAE-family objective, else `title` (or the
+        task's name)."""
+        if not self.uses_objective:
+            return self.title or self.name
         from compgen.losses import loss_label
 
         return loss_label(model_cfg)
@@ -121,7 +128,7 @@ class Task(abc.ABC):
         `rebalance`, as many rows drawn with replacement by `data.fit_weights` instead."""
         import torch
 
-        from compgen.training.batches import SHUFFLE_STREAM, derived_seed
+        from compgen.batches import SHUFFLE_STREAM, derived_seed
 
         fit_rows, n, seed, weights = data.fit_rows, data.fit.size, data.seed, data.fit_weights
 
@@ -175,23 +182,23 @@ class Task(abc.ABC):
         for a factor outside `scored` (those that vary within the split). By default a linear
         readout from the latent means, fitted on training images and scored on held-out ones
         (r2_test) and on the same training images (r2_train), each against the training images'
-        mean value (metrics.readout_r2): latents that carry nothing score about 0 on both."""
-        from compgen.analysis import metrics
+        mean value (representation.readout_r2): latents that carry nothing score about 0 on both."""
+        from compgen.metrics import representation
 
         keep = lambda r2: [r if k in scored else float("nan") for k, r in enumerate(r2)]  # noqa: E731
         return {
-            "r2_test": keep(metrics.readout_r2(z_train, v_train, z_test, v_test)),
-            "r2_train": keep(metrics.readout_r2(z_train, v_train, z_train, v_train)),
+            "r2_test": keep(representation.readout_r2(z_train, v_train, z_test, v_test)),
+            "r2_train": keep(representation.readout_r2(z_train, v_train, z_train, v_train)),
         }
 
     def excess_scores(self, model, inputs, excess_train: np.ndarray, excess_test: np.ndarray) -> dict:
         """`recon_excess_train`, `recon_excess_test`, `gap` and `excess_delta`
-        (compgen.analysis.excess) of the analysis' single-image samples: `excess_train` and
+        (compgen.metrics.excess) of the analysis' single-image samples: `excess_train` and
         `excess_test` are their per-image excess losses (loss less floor; empty test: an all-data
         reference). Every task reports these, the papers' measure; a task that generalises to
         another target too (composition: the composed image) adds the same scores on it under
         suffixed keys, and may add the losses it measured them from."""
-        from compgen.analysis.excess import excess_summary
+        from compgen.metrics.excess import excess_summary
 
         return excess_summary(excess_train, excess_test)
 

@@ -9,7 +9,7 @@ import numpy as np
 from compgen.tasks.base import Task, TrainingData
 from compgen.tasks.unsupervised import build_vae
 
-# The seed stream of the training-target triplets (compgen.training.batches uses 0-2 per epoch).
+# The seed stream of the training-target triplets (compgen.batches uses 0-2 per epoch).
 TRAIN_TARGET_STREAM = 3
 
 # What selects the best epoch (`models.<m>.select_on`) -> the part logged as val_<part>.
@@ -70,7 +70,7 @@ class Composition(Task):
         `TripletDataset`'s reference images)."""
         import torch
 
-        from compgen.training.batches import SHUFFLE_STREAM, Triplets, TripletSampler, derived_seed
+        from compgen.batches import SHUFFLE_STREAM, Triplets, TripletSampler, derived_seed
 
         sampler = TripletSampler(
             data.classes[data.fit],
@@ -96,7 +96,7 @@ class Composition(Task):
         subset (validation rows included, whether they are trained on or held out)."""
         import torch
 
-        from compgen.training.batches import (
+        from compgen.batches import (
             VALIDATION_STREAM,
             Triplets,
             derived_seed,
@@ -121,7 +121,7 @@ class Composition(Task):
     def training_loss(self, model, batch, data, objective, step):
         import torch
 
-        from compgen.training.batches import action_onehot
+        from compgen.batches import action_onehot
 
         ref, cmd, target = data.images(batch.ref), data.images(batch.cmd), data.images(batch.target)
         kind = setting(data.model_cfg, "objective")
@@ -132,8 +132,8 @@ class Composition(Task):
         return parts, torch.cat([out["z_ref"], out["z_cmd"]])
 
     def validation_loss(self, model, batch, data, objective):
+        from compgen.batches import action_onehot
         from compgen.losses import reconstruction_per_image
-        from compgen.training.batches import action_onehot
 
         ref, cmd, target = data.images(batch.ref), data.images(batch.cmd), data.images(batch.target)
         everything = setting(data.model_cfg, "select_on") == "all"
@@ -154,7 +154,7 @@ class Composition(Task):
         original scored composition models. Beside them, compgen's measure on the composed target,
         the same keys suffixed `_composed`: the composition loss of triplets whose target is a
         training combination (train) or a held-out one (test), each less its target's floor
-        (compgen.analysis.excess); and `composition_loss_train` and `composition_loss_test`, their
+        (compgen.metrics.excess); and `composition_loss_train` and `composition_loss_test`, their
         mean losses.
 
         Both sets are drawn by `heldout_triplets` (d, reference and command built backwards from the
@@ -166,8 +166,8 @@ class Composition(Task):
         stream of its own (TRAIN_TARGET_STREAM), so the held-out samples are unchanged."""
         import torch
 
-        from compgen.analysis.excess import excess_summary
-        from compgen.training.batches import derived_seed, heldout_triplets
+        from compgen.batches import derived_seed, heldout_triplets
+        from compgen.metrics.excess import excess_summary
 
         grid, n = inputs.grid, inputs.sizes["n_triplets"]
         command = setting(getattr(inputs, "model_cfg", {}), "command")
@@ -198,9 +198,9 @@ def target_losses(model, inputs, triplets) -> tuple[np.ndarray, np.ndarray]:
     target and the target's floor."""
     import torch
 
-    from compgen.analysis.excess import reconstruction_floor
+    from compgen.batches import action_onehot
     from compgen.losses import reconstruction_per_image
-    from compgen.training.batches import action_onehot
+    from compgen.metrics.excess import reconstruction_floor
 
     ref, cmd, target, d = triplets
     n_factors = len(inputs.grid.sizes)

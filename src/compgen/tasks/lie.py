@@ -51,7 +51,7 @@ def raw_features_drawn(seed: int, step: int, prob: float) -> bool:
     """Whether the decoder gets the encoder's features at this step: a function of (seed, step)."""
     import torch
 
-    from compgen.training.batches import derived_seed
+    from compgen.batches import derived_seed
 
     if prob <= 0:
         return False

@@ -1,7 +1,7 @@
 """Task `supervised`: a regressor of the standardised factors (the NeurIPS supervised control).
 
 Its "latents" are its predictions; it reconstructs nothing, and its R² is the regression's own
-(analysis' kind-aware fit, compgen.analysis.fit, reads its predictions as it reads latents)."""
+(analysis' kind-aware fit, compgen.metrics.fit, reads its predictions as it reads latents)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ def regression_r2(
     predicted: np.ndarray, truth: np.ndarray, train_mean: np.ndarray, scored: list[int], train_var=None
 ) -> list[float]:
     """Per-factor R² of predictions of the standardised factors against the training images' mean
-    (metrics.r2_against_training_mean, on the same rows); NaN for factors outside `scored` (a
+    (representation.r2_against_training_mean, on the same rows); NaN for factors outside `scored` (a
     factor held constant in the split is predicted trivially)."""
-    from compgen.analysis import metrics
+    from compgen.metrics import representation
 
-    r2 = metrics.r2_against_training_mean(predicted, truth, train_mean, train_var)
+    r2 = representation.r2_against_training_mean(predicted, truth, train_mean, train_var)
     return [r if k in scored else float("nan") for k, r in enumerate(r2)]
 
 

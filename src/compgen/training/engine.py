@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterator
 import torch
 from ignite.engine import Engine, Events
 
+from compgen.batches import NOISE_STREAM, batch_length, batch_slice, derived_seed, to_float
 from compgen.losses import Objective
 from compgen.tasks import Task, TrainingData
-from compgen.training.batches import NOISE_STREAM, batch_length, batch_slice, derived_seed, to_float
 
 log = logging.getLogger("compgen.training")
 

@@ -1,7 +1,7 @@
 """Has the model learned its training data yet? A learning curve of the claims' fit check.
 
 The claims (compgen.claims) reach a verdict only where the kind-aware, chance-corrected readout on
-training images (compgen.analysis.fit: 0 is chance, 1 perfect) is high enough for the condition's
+training images (compgen.metrics.fit: 0 is chance, 1 perfect) is high enough for the condition's
 two factors; analysis measures it once, on the selected weights. With `training.fit_probe: n`,
 every epoch also measures it on a fixed, seeded sample of n fitted rows: the task's latents at
 evaluation (z = mu; batch norm on running statistics), read by `fit_scores` on the same seeded
@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from compgen.analysis.fit import fit_scores
+from compgen.metrics.fit import fit_scores
 from compgen.tasks import Task, TrainingData
 
 # Keeps the probe's rows apart from every other stream drawn from the run's seed.

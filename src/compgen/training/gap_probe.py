@@ -1,12 +1,12 @@
 """Does the model generalise as it learns? The generalisation gap as a learning curve.
 
-Analysis measures the gap once, on the selected weights (compgen.analysis.excess): the excess
+Analysis measures the gap once, on the selected weights (compgen.metrics.excess): the excess
 reconstruction loss (loss less the target's own pixel-entropy floor) of single held-out images
 over that of single training images. With `training.fit_probe: n`, every epoch also measures it
 on fixed, seeded samples of n held-out images of the run's split and n fitted rows, at evaluation
 (z = mu; batch norm on running statistics), in float32 as analysis does. `train_log.csv` gets
 `probe_excess_train` and `probe_excess_test` (mean excess per image) and `probe_gap` (their ratio,
-compgen.analysis.excess.gap; NaN for an all-data reference, which holds nothing out, and for a
+compgen.metrics.excess.gap; NaN for an all-data reference, which holds nothing out, and for a
 task that reconstructs nothing).
 
 The probe never selects a model: the best epoch is chosen on the validation rows alone. It draws
@@ -23,12 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from compgen.analysis.excess import batched_floors, gap
+from compgen.batches import images_to_tensor
 from compgen.conditions import load_split
 from compgen.datasets.store import read_rows
 from compgen.losses import reconstruction_per_image
+from compgen.metrics.excess import batched_floors, gap
 from compgen.tasks import Task, TrainingData
-from compgen.training.batches import images_to_tensor
 from compgen.training.engine import DeviceImages
 
 # Keeps the probe's samples apart from every other stream drawn from the run's seed.

@@ -29,11 +29,11 @@ from ignite.handlers import EarlyStopping
 
 import compgen
 from compgen.atomic import atomic_path, save_torch, write_json
+from compgen.batches import images_to_tensor
 from compgen.conditions import load_split
 from compgen.datasets.store import check_dataset, read_provenance, read_rows
 from compgen.losses import Objective
 from compgen.tasks import Task, TrainingData, get_task
-from compgen.training.batches import images_to_tensor
 from compgen.training.checkpoints import (
     RunLock,
     attach_checkpointing,
@@ -217,11 +217,12 @@ def setup_run(
 ) -> TrainingRun:
     """Data, model, optimiser, objective and the ignite trainer of one run, seeded.
 
-    The intra-op thread count is the run's own (`threads`, from its resources), not what the
-    scheduler grants: reductions over another number of threads give other weights.
+    The intra-op thread count is the run's own (`training.threads`), not what the scheduler grants
+    nor what the job asked for (resources.train.cpus): reductions over another number of threads
+    give other weights, so it is part of the run's settings and fingerprint.
     """
     cfg, model_cfg, seed = run["training"], run["model"], int(run["seed"])
-    torch.set_num_threads(int(run["threads"]))
+    torch.set_num_threads(int(cfg.get("threads", 1)))
     data_sha256, split_sha256 = file_sha256(dataset_path), file_sha256(split_path)
     base_path = run.get("base", {}).get("model_path")
     base_sha256 = file_sha256(base_path) if base_path else None
@@ -321,13 +322,13 @@ def combine_probes(*probes: Callable | None) -> Callable | None:
 
 
 def validation_floor(task: Task, data: TrainingData, batch: int) -> float:
-    """The mean reconstruction floor of the validation images (compgen.analysis.excess: the loss
+    """The mean reconstruction floor of the validation images (compgen.metrics.excess: the loss
     a perfect reconstruction still has, the pixels' own entropy under BCE); 0 for a selection loss
     that is not a reconstruction (a regressor's MSE) or has no floor (MSE). A composition model's
     validation targets are the validation rows, one triplet each, so the same mean applies; for one
     selected on all three images (`select_on: all`), the sum of its validation triplets' mean
     reference, command and target floors."""
-    from compgen.analysis.excess import batched_floors
+    from compgen.metrics.excess import batched_floors
 
     part = task.selection_part_for(getattr(data, "model_cfg", {}))
     if part not in ("recon", "recon_target", "recon_all") or data.recon != "bce" or not data.val.size:

@@ -18,7 +18,7 @@ above that floor:
   composition included, scores single images encoded and decoded by its autoencoder (z = mu), the
   papers' measure; the composition task adds the same four on the composed target, suffixed
   `_composed` (`Task.excess_scores`).
-- **training fit**: the kind-aware, chance-corrected readout (compgen.analysis.fit) on training
+- **training fit**: the kind-aware, chance-corrected readout (compgen.metrics.fit) on training
   images of the condition's two factors (`main_factor_scores`), the check that a model learned its
   training data before any verdict on how it generalises (compgen.claims).
 """
@@ -88,7 +88,7 @@ def main_factor_scores(scores: dict, main_factors) -> dict:
     Readout R² (against the training images' mean): `r2_train_main` and `r2_test_main` (means over
     the two, on training and held-out images), `r2_train_main_min` (the lower of the two on training
     images) and `r2_drop_main` (r2_train_main - r2_test_main). The kind-aware fit on training
-    images (`fit_train`, compgen.analysis.fit): `fit_main` ({factor: fit} of the two) and
+    images (`fit_train`, compgen.metrics.fit): `fit_main` ({factor: fit} of the two) and
     `fit_main_min` (the lower of the two: the training-fit check needs each factor to pass).
     NaN where a score is missing or NaN (a task without a representation, a factor not scored, no
     held-out set)."""

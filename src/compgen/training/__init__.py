@@ -1,1 +1,2 @@
-"""Training: device-resident batches, triplet sampling, the ignite engine, and one run (`run`)."""
+"""Training one run (`run`): the ignite engine, checkpoints, the device, and the per-epoch probes;
+its batches come from compgen.batches."""

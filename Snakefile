@@ -15,7 +15,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.environ.get("
 from compgen.config import ConfigError, check_config_files, validate_config  # noqa: E402
 
 
-# The library of SPEC §3 conditions is always the base; a study config is merged on top of it.
+# The library of held-out conditions (docs/study.md) is always the base; a study config is merged on top of it.
 configfile: os.path.join(workflow.basedir, "config/conditions.yaml")
 # The papers' claims (C1-C11), loaded the same way: a study config may add claims, not change these.
 configfile: os.path.join(workflow.basedir, "config/claims.yaml")

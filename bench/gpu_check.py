@@ -1,4 +1,4 @@
-"""GPU check (issue 4): train the abdi fixint composition model (batch 64, bfloat16 autocast and
+"""GPU check: train the abdi fixint composition model (batch 64, bfloat16 autocast and
 channels_last) on full-size dSprites `sqr2tx` through the pipeline's own training functions
 (setup_run, fit), and print one JSON object: triplets per second, peak GPU memory and the share of
 wall time spent outside the model's forward and backward (CUDA events). Target: >= 50,000

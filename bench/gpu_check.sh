@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check (issue 4): see bench/gpu_check.py, which it runs with the project's Python.
+# GPU check: see bench/gpu_check.py, which it runs with the project's Python.
 #
 #   bash bench/gpu_check.sh [work dir (default: a temporary one)]
 # Environment: STEPS (default 600), PYTHON (default .venv/bin/python if present).

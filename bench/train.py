@@ -1,4 +1,4 @@
-"""Training throughput benchmarks (issues 4 and 21); prints one JSON object.
+"""Training throughput benchmarks; prints one JSON object.
 
 (a) the ignite engine against a bare loop: one run set up by the pipeline's `setup_run` (the
     `abdi` fixint composition model on procedural dSprites `sqr2tx`, subsampled), its trainer timed

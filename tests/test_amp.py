@@ -1,4 +1,4 @@
-"""`training.amp` (issue 21): bfloat16 autocast on CUDA and on CPUs with fast bf16, a no-op said in
+"""`training.amp`: bfloat16 autocast on CUDA and on CPUs with fast bf16, a no-op said in
 the log elsewhere; run.json's `amp` is what was used, and so is the checkpoint fingerprint."""
 
 import logging

@@ -1,4 +1,4 @@
-"""Analysis scores only the factors that vary within the split (issue 13, item 3).
+"""Analysis scores only the factors that vary within the split.
 
 MPI3D's `fix_hx` modifier keeps one horizontal arm position: the factor is constant on both sides
 of the split, so a readout "predicts" it perfectly from any latents. It must get no R², and take

@@ -1,4 +1,4 @@
-"""The papers' claims, checked by the pipeline (issue 16): the reconstruction floor and excess, the
+"""The papers' claims, checked by the pipeline: the reconstruction floor and excess, the
 claims table's verdicts for every criterion kind, its determinism, the shipped claims' protection,
 and the claims rule in every study's plan."""
 

@@ -21,8 +21,8 @@ from conftest import ROOT, validated
 
 LIBRARY = yaml.safe_load((ROOT / "config/conditions.yaml").read_text())
 
-# Every row of SPEC §3: (dataset, condition with modifiers) -> (train, test) on the full grid.
-SPEC_SIZES = {
+# The main conditions of the papers: (dataset, condition with modifiers) -> (train, test) on the full grid.
+MAIN_SIZES = {
     ("dsprites", "sqr2tx"): (614_400, 122_880),
     ("dsprites", "ell2tx"): (614_400, 122_880),
     ("dsprites", "sqr2scl"): (614_400, 122_880),
@@ -56,7 +56,7 @@ SPEC_SIZES = {
 }
 
 
-# The original's other conditions and modifiers (SPEC §3 lists the main ones), counted here by hand
+# The original's other conditions and modifiers (MAIN_SIZES has the main ones), counted here by hand
 # on the full grids. dSprites: 3 shapes · 6 scales · 40 orientations · 32 posX (k/31) · 32 posY;
 # 3DShapes: 10 floor · 10 wall · 10 object hues (0.0..0.9) · 8 scales · 4 shapes · 15 orientations;
 # MPI3D: 6 colours · 6 shapes · 2 sizes · 3 heights · 3 backgrounds · 40 horizontal · 40 vertical.
@@ -124,11 +124,11 @@ NONE_SIZES = {
 
 # The iid controls (family iid; tests/test_iid.py): a random sample sized like the paper's conditions.
 IID_SIZES = {
-    ("dsprites", "iid_like_sqr2tx"): SPEC_SIZES[("dsprites", "sqr2tx")],
-    ("shapes3d", "iid_like_shape2ohue"): SPEC_SIZES[("shapes3d", "shape2ohue")],
-    ("shapes3d", "iid_like_fhue2whue"): SPEC_SIZES[("shapes3d", "fhue2whue")],
-    ("mpi3d", "iid_like_cyl2vx+four_shapes+fix_hx"): SPEC_SIZES[("mpi3d", "cyl2vx+four_shapes+fix_hx")],
-    ("mpi3d", "iid_like_cyl2bkg+four_shapes+fix_hx"): SPEC_SIZES[("mpi3d", "cyl2bkg+four_shapes+fix_hx")],
+    ("dsprites", "iid_like_sqr2tx"): MAIN_SIZES[("dsprites", "sqr2tx")],
+    ("shapes3d", "iid_like_shape2ohue"): MAIN_SIZES[("shapes3d", "shape2ohue")],
+    ("shapes3d", "iid_like_fhue2whue"): MAIN_SIZES[("shapes3d", "fhue2whue")],
+    ("mpi3d", "iid_like_cyl2vx+four_shapes+fix_hx"): MAIN_SIZES[("mpi3d", "cyl2vx+four_shapes+fix_hx")],
+    ("mpi3d", "iid_like_cyl2bkg+four_shapes+fix_hx"): MAIN_SIZES[("mpi3d", "cyl2bkg+four_shapes+fix_hx")],
 }
 
 
@@ -139,13 +139,13 @@ def library_condition(dataset: str, name: str) -> Condition:
     return Study(validated(config)).condition(dataset, name)
 
 
-@pytest.mark.parametrize("key", sorted(SPEC_SIZES), ids=["/".join(k) for k in sorted(SPEC_SIZES)])
+@pytest.mark.parametrize("key", sorted(MAIN_SIZES), ids=["/".join(k) for k in sorted(MAIN_SIZES)])
 def test_every_spec_condition_has_its_sizes_on_the_full_grid(key):
     dataset, name = key
     if dataset not in REGISTRY:
         pytest.skip(f"dataset {dataset} is not registered yet")
     train, test = split_masks(dataset_grid(dataset), library_condition(dataset, name))
-    assert (int(train.sum()), int(test.sum())) == SPEC_SIZES[key]
+    assert (int(train.sum()), int(test.sum())) == MAIN_SIZES[key]
     assert not (train & test).any()
 
 
@@ -158,7 +158,7 @@ def test_every_other_condition_of_the_original_has_its_sizes_on_the_full_grid(ke
 
 
 def test_the_library_declares_exactly_the_spec_conditions_those_of_the_original_and_none():
-    sized = [*SPEC_SIZES, *ORIGINAL_SIZES, *NONE_SIZES, *IID_SIZES]
+    sized = [*MAIN_SIZES, *ORIGINAL_SIZES, *NONE_SIZES, *IID_SIZES]
     declared = {(d, c) for d, conds in LIBRARY["conditions"].items() for c in conds}
     listed = {(d, c.split("+")[0]) for d, c in sized}
     assert declared == listed

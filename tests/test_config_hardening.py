@@ -1,4 +1,4 @@
-"""Config files as an adversarial user writes them (issue 12, cases 4, 9, 10, 11): keys given
+"""Config files as an adversarial user writes them: keys given
 twice, alias bombs, integers written as floats, names with a trailing newline. Each is refused
 with one line naming the file or key before any job starts."""
 

@@ -1,4 +1,4 @@
-"""`compgen run` (issue 22, case 4): Snakemake merges the --configfile files before the Snakefile
+"""`compgen run`: Snakemake merges the --configfile files before the Snakefile
 runs, copying every aliased mapping, so a mapping alias bomb hangs plain `snakemake -n`; and it
 renders a file with `__use_yte__` as a template whose expressions are Python. The launcher reads
 every config file strictly first (compgen.launcher). Each Snakemake here runs in a subprocess

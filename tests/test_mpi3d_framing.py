@@ -1,4 +1,4 @@
-"""The procedural MPI3D object is whole in the frame at every arm pose (SPEC §2).
+"""The procedural MPI3D object is whole in the frame at every arm pose.
 
 Generator mpi3d-1 swept the arm over ±40°, and at horizontal_axis 0 and 39 a large object was cut
 off by the image edge by up to 23 % of its area (16 % for the cylinder), only for vertical_axis < 25:

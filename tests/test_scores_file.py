@@ -1,4 +1,4 @@
-"""A run's scores.json as the summary and the claims read it (issue 22, cases 6 and 7): a corrupted
+"""A run's scores.json as the summary and the claims read it: a corrupted
 file or a hand-edited non-number is refused naming the file (and key) and how to recompute it;
 NaN, how the analysis writes a score that does not apply, is read as such."""
 

@@ -1,4 +1,4 @@
-"""Model selection and rebalancing as the original computed them (issue 13, items 2 and 6).
+"""Model selection and rebalancing as the original computed them.
 
 The original is github:mmrl/lost-in-latent-space; file:line references below are to its HEAD."""
 

@@ -1,4 +1,5 @@
-"""Training data on the device, and vectorised sampling of composition triplets (SPEC §4).
+"""Training data on the device, and vectorised sampling of composition triplets
+(the composition task: docs/study.md).
 
 Triplets are sampled exactly, without rejection: for every factor d the codes are grouped into
 "lines" (codes equal except in d), so a target is a random other member of the reference's line,
@@ -67,7 +68,7 @@ def action_onehot(d: torch.Tensor, n_factors: int) -> torch.Tensor:
 def balanced_weights(labels: np.ndarray) -> torch.Tensor:
     """Per-row sampling weights 1 / (rows sharing the row's label), as float64: drawn with
     replacement by these weights, every label present is equally frequent (the original's
-    `ImbalancedSampler`, SPEC §4 `training.rebalance`)."""
+    `ImbalancedSampler`; `training.rebalance`)."""
     labels = np.asarray(labels)
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     return torch.as_tensor(1.0 / counts[inverse.reshape(-1)], dtype=torch.float64)

@@ -114,7 +114,8 @@ FIGURES = Registry(
     {
         "curves": RunFigure(
             f"""Training curves of {_RUN}: each loss part per epoch, averaged over
-the epoch's training batches, and the reconstruction loss on the validation slice (10 % of the training subset).
+the epoch's training batches, and the reconstruction loss on the validation slice (`training.val_fraction`
+of the training subset, 20 % by default).
 The saved model is the epoch with the lowest validation loss. With `training.fit_probe`, a panel shows the excess
 reconstruction loss (loss less the image's pixel-entropy floor) of a fixed sample of training and of held-out images,
 and another their ratio, the generalisation gap (dotted: no gap); neither selects the model. With

@@ -1,4 +1,5 @@
-"""Excess reconstruction loss, the generalisation gap and the training-fit summary (issue 16).
+"""Excess reconstruction loss, the generalisation gap and the training-fit summary
+(docs/study.md, Measures).
 
 Raw losses mislead: a 3DShapes image's BCE is mostly the entropy of its own pixel values, which no
 model can remove (a probe gave 6,412 per training image and 6,451 per held-out one, of a floor

@@ -19,7 +19,7 @@ class VAE(nn.Module):
         return self.decoder(z)
 
     def sample(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """Reparameterised sample while training; the mean at evaluation (SPEC §4)."""
+        """Reparameterised sample while training; the mean at evaluation."""
         if not self.training:
             return mu
         return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
@@ -33,7 +33,7 @@ class VAE(nn.Module):
 
 class FactorRegressor(nn.Module):
     """Task `supervised`: an encoder's convolutional and dense layers, then a linear head
-    predicting every factor, standardised (SPEC §4).
+    predicting every factor, standardised as (v - mean of its values) / (max - min).
 
     The original's regressor (mmrl/lost-in-latent-space `scripts/ingredients/models.py` `init_pred`)
     is the layer list of `scripts/configs/feedforward.py` plus Linear(256, n_factors): with `kim`

@@ -46,6 +46,10 @@ LAYERS = [
     },
 ]
 
+# Parts of one layer that must not import each other either: training and analysis share only the
+# layers below them (a run is trained without analysis code, and analysed without training code).
+APART = [("compgen.training", "compgen.analysis")]
+
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
@@ -102,6 +106,21 @@ def test_imports_go_to_the_same_layer_or_lower():
                 rel = path.relative_to(PACKAGE.parent.parent)
                 offending.append(f"{rel}:{line}: {name} (layer {own}) imports {target} (layer {theirs})")
     assert not offending, "imports up the layers:\n" + "\n".join(offending)
+
+
+def within(name: str, entry: str) -> bool:
+    return name == entry or name.startswith(entry + ".")
+
+
+def test_training_and_analysis_stay_apart():
+    offending = [
+        f"{path.relative_to(PACKAGE.parent.parent)}:{line}: {name} imports {target}"
+        for name, path in MODULES.items()
+        for line, target in imported_modules(name, path)
+        for a, b in APART
+        if (within(name, a) and within(target, b)) or (within(name, b) and within(target, a))
+    ]
+    assert not offending, "imports between parts kept apart:\n" + "\n".join(offending)
 
 
 @pytest.mark.parametrize(

@@ -23,11 +23,22 @@ from pathlib import Path
 
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+def data_file(name: str) -> Path:
+    """A file the package ships (`compgen/data/`): in a checkout a link to the repository's own
+    file (workflow/schemas/, config/), the one copy that is edited; in an installed package
+    (`pip install .`) the copy the wheel holds. Resolved, so messages name the real file."""
+    path = Path(__file__).resolve().parent / "data" / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: compgen's package data is missing (a broken install or checkout)")
+    return path.resolve()
+
+
+SCHEMA_PATH = data_file("config.schema.yaml")
 # The default claims (C1-C11), loaded by the Snakefile before the study config; see check_claims.
-CLAIMS_PATH = Path(__file__).resolve().parents[2] / "config" / "claims.yaml"
+CLAIMS_PATH = data_file("claims.yaml")
 # The conditions library, loaded by the Snakefile first; see check_claimed_library.
-CONDITIONS_PATH = Path(__file__).resolve().parents[2] / "config" / "conditions.yaml"
+CONDITIONS_PATH = data_file("conditions.yaml")
 # A derived model name (sweep, override) is a folder name: far below a file system's 255 bytes.
 MAX_DERIVED_NAME = 100
 

@@ -14,6 +14,7 @@ from compgen.losses import (
     imq_mmd,
     imq_mmd_original,
     kl_divergence_per_image,
+    loss_class,
     loss_label,
     permute_dims,
     reconstruction_per_image,
@@ -280,7 +281,7 @@ def test_wae_variants_in_config_and_labels():
     with pytest.raises(ConfigError, match="unbiased"):
         complete_model({"task": "unsupervised", "loss": "wae", "mmd": "biased"})
     with pytest.raises(ValueError, match="original"):
-        LOSSES["wae"]("mse", mmd_weight=1.0, prior_var=1.0, logvar_penalty=0.0, mmd="biased")
+        loss_class("wae")("mse", mmd_weight=1.0, prior_var=1.0, logvar_penalty=0.0, mmd="biased")
     cfg = {"task": "composition", "op": "interp", "loss": "wae"}
     assert loss_label(complete_model(cfg)) == "WAE-MMD"
     assert loss_label(complete_model({**cfg, "mmd": "unbiased"})) == "WAE-MMD (unbiased MMD)"
@@ -399,4 +400,4 @@ def schema_hyper_parameters() -> dict[str, set[str]]:
 
 def test_schema_names_exactly_each_losss_hyper_parameters():
     declared = schema_hyper_parameters()
-    assert {name: set(cls.hyper) for name, cls in LOSSES.items() if cls.hyper} == declared
+    assert {name: set(loss.hyper) for name, loss in LOSSES.items() if loss.hyper} == declared

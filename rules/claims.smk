@@ -37,6 +37,7 @@ rule claims:
     conda:
         "../envs/compgen.yaml"
     params:
+        code=code_version("claims"),
         claims=config["claims"],
         runs=[r.spec for r in STUDY.runs],
         sources=CLAIM_SOURCES,

@@ -1,8 +1,12 @@
 # The study table built from the validated config, wildcard constraints and input helpers.
+from pathlib import Path
+
 from compgen.datasets import family
 from compgen.datasets.official import resolve_source
 from compgen.datasets.provenance import STAND_IN, is_stand_in
+from compgen.codeversion import stage_version
 from compgen.study import OutputFolderError, Study, StudyError, check_output_folder
+from compgen.analysis.run_figures import FIGURES, figure_caption
 from compgen.tasks import TASKS, get_task
 
 try:
@@ -28,6 +32,13 @@ wildcard_constraints:
     seed=r"\d+",
     group=r"[A-Za-z0-9_]+",
     figure="|".join(PER_RUN_FIGURES),
+
+
+def code_version(script):
+    """A hash of the package code that workflow/scripts/<script>.py runs (compgen.codeversion): a
+    rule's `code` param, so that a change to that code reruns the rule (Snakemake's params trigger),
+    and a change elsewhere in the package does not."""
+    return stage_version(script, Path(workflow.basedir) / "workflow" / "scripts")
 
 
 def official_file(wildcards):
@@ -86,6 +97,16 @@ def run_figure_input(wildcards):
             "run": rules.train.output.run.format(**wildcards),
         }
     return {"arrays": rules.analyse.output.arrays.format(**wildcards)}
+
+
+def models_of(runs):
+    """The config sections of these runs' models (what their tables and figures label them by): a
+    summary takes only its own runs' models, so a model it does not show changes nothing it draws."""
+    return {r.model: config["models"][r.model] for r in runs}
+
+
+def group_models(wildcards):
+    return models_of(STUDY.groups[wildcards.group].runs)
 
 
 def group_scores(wildcards):

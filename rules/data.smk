@@ -33,6 +33,7 @@ rule dataset_preview:
     conda:
         "../envs/compgen.yaml"
     params:
+        code=code_version("dataset_preview"),
         data_note=lambda wildcards: data_note(wildcards.dataset),
     script:
         "../workflow/scripts/dataset_preview.py"

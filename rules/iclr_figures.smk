@@ -74,8 +74,9 @@ rule iclr_figure:
     conda:
         "../envs/compgen.yaml"
     params:
+        code=code_version("iclr_figure"),
         runs=iclr_figure_runs,
-        models=config["models"],
+        models=lambda wildcards: models_of(iclr_runs(wildcards)),
         dci=config["analysis"]["dci"],
         data_note=lambda wildcards: data_note(wildcards.dataset),
     script:

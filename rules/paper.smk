@@ -53,10 +53,11 @@ if PUBLISHED is not None:
         conda:
             "../envs/compgen.yaml"
         params:
+            code=code_version("paper_compare"),
             data_note=data_notes(PAPER_DATASETS),
             runs=[r.spec for r in paper_runs()],
             dci=config["analysis"]["dci"],
-            models=config["models"],
+            models=models_of(paper_runs()),
             published_rows=config["published_rows"],
         script:
             "../workflow/scripts/paper_compare.py"
@@ -79,6 +80,7 @@ if PUBLISHED is not None:
         conda:
             "../envs/compgen.yaml"
         params:
+            code=code_version("paper_figure"),
             data_note=lambda wildcards: data_notes([wildcards.dataset]),
             dci=config["analysis"]["dci"],
             published=str(config["published"]),

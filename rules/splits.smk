@@ -34,6 +34,7 @@ rule split_figure:
     conda:
         "../envs/compgen.yaml"
     params:
+        code=code_version("split_figure"),
         data_note=lambda wildcards: data_note(wildcards.dataset),
     script:
         "../workflow/scripts/split_figure.py"

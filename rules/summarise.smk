@@ -16,10 +16,11 @@ rule group_table:
     conda:
         "../envs/compgen.yaml"
     params:
+        code=code_version("group_table"),
         data_note=lambda wildcards: data_notes(r.dataset for r in STUDY.groups[wildcards.group].runs),
         runs=lambda wildcards: [r.spec for r in STUDY.groups[wildcards.group].runs],
         title=lambda wildcards: STUDY.groups[wildcards.group].title,
-        models=config["models"],
+        models=group_models,
         dci=config["analysis"]["dci"],
     script:
         "../workflow/scripts/group_table.py"
@@ -43,6 +44,7 @@ rule study_csv:
     conda:
         "../envs/compgen.yaml"
     params:
+        code=code_version("study_csv"),
         data_note=data_notes(r.dataset for r in STUDY.runs),
         runs=[r.spec for r in STUDY.runs],
         dci=config["analysis"]["dci"],
@@ -69,9 +71,10 @@ rule group_figure:
     conda:
         "../envs/compgen.yaml"
     params:
+        code=code_version("group_figure"),
         data_note=lambda wildcards: data_notes(r.dataset for r in STUDY.groups[wildcards.group].runs),
         panels=lambda wildcards: group_panels(wildcards),
-        models=config["models"],
+        models=group_models,
         title=lambda wildcards: STUDY.groups[wildcards.group].title,
     script:
         "../workflow/scripts/group_figure.py"
@@ -95,9 +98,10 @@ rule group_gap_curves:
     conda:
         "../envs/compgen.yaml"
     params:
+        code=code_version("gap_curves"),
         data_note=lambda wildcards: data_notes(r.dataset for r in STUDY.groups[wildcards.group].runs),
         runs=lambda wildcards: group_curve_runs(wildcards),
-        models=config["models"],
+        models=group_models,
         title=lambda wildcards: STUDY.groups[wildcards.group].title,
     script:
         "../workflow/scripts/gap_curves.py"

@@ -25,6 +25,7 @@ rule train:
         mem_mb=lambda wildcards: run_of(wildcards).resources["mem_mb"],
         runtime=lambda wildcards: run_of(wildcards).resources["runtime"],
     params:
+        code=code_version("train"),
         run=lambda wildcards: training_spec(wildcards),
         out_dir=lambda wildcards: RUN_DIR.format(**wildcards),
         # Checkpoints live beside the outputs, not among them, so a failed job keeps them for resuming.

@@ -155,7 +155,7 @@ def analyse_toy(dataset, split, run_dir, out_dir, n_images=3, with_run_info=Fals
         Path(out_dir) / "arrays.npz",
         run_info_path=Path(run_dir) / "run.json" if with_run_info else None,
         preset="fast",
-        n_images=n_images,
+        n_recon=n_images,
     )
 
 

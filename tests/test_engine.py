@@ -24,7 +24,6 @@ def make_run(task="unsupervised", epochs=3, lr=1e-3, model_keys=None, **training
         "condition": "corner",
         "model_name": "kim",
         "seed": 3,
-        "threads": 1,
         "model": complete_model(model),
         "training": complete_training(
             {"epochs": epochs, "batch_size": 8, "lr": lr, "device": "cpu", **training}

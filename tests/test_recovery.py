@@ -223,9 +223,10 @@ def test_a_retrain_whose_base_was_trained_again_sets_its_checkpoint_aside(data, 
 
 @pytest.mark.workflow
 def test_weights_do_not_depend_on_the_cores_snakemake_grants(tmp_path):
-    """cpus: 2 in the config; --cores 1 and --cores 2: the run pins its own two threads either way."""
+    """training.threads: 2 in the config; --cores 1 and --cores 2: the run pins its own two threads
+    either way (resources.train.cpus, the scheduler request, stays 1)."""
     config = load_test_config("faults")
-    config["resources"]["train"]["cpus"] = 2
+    config["training"]["threads"] = 2
     config["training"]["epochs"] = 2
     target = "results/runs/circles/shape2px/vae/seed0/model.pt"
     outputs = []
@@ -236,6 +237,6 @@ def test_weights_do_not_depend_on_the_cores_snakemake_grants(tmp_path):
         done = run_snakemake(workdir, "--configfile", str(workdir / "config.yaml"), "--cores", cores, target)
         assert done.returncode == 0, done.stderr[-3000:]
         info = json.loads((workdir / "results/runs/circles/shape2px/vae/seed0/run.json").read_text())
-        assert info["threads"] == 2 and info["run"]["threads"] == 2
+        assert info["threads"] == 2 and info["run"]["training"]["threads"] == 2
         outputs.append(weights(workdir / "results/runs/circles/shape2px/vae/seed0"))
     assert same_weights(*outputs)

@@ -1,7 +1,8 @@
-"""Re-run semantics on one finished tiny study: what `snakemake -n` plans after each kind of change.
+"""Re-run semantics on one finished tiny study: what `snakemake -n` plans after each kind of change
+(README, "What reruns when"): an edit reruns the jobs whose results it can change, and no others.
 
-The workflow is copied to a temporary folder (with `src` linked back), so editing a figure script
-never touches the repository; every change is undone after its test.
+The workflow and the package are copied to a temporary folder, so editing a figure script or the
+package never touches the repository; every change is undone after its test.
 """
 
 import copy
@@ -20,7 +21,7 @@ from conftest import ROOT, load_test_config, snakemake_command
 pytestmark = pytest.mark.workflow
 
 CONFIG = load_test_config("rerun")  # two ground-truth decoders, dec_a and dec_b: the cheapest runs
-WORKFLOW_FILES = ("Snakefile", "rules", "workflow", "config", "profiles", "envs")
+WORKFLOW_FILES = ("Snakefile", "rules", "workflow", "config", "profiles", "envs", "src")
 SUMMARY_RULES = {"group_table", "group_figure", "study_csv", "claims", "all"}  # rules over all runs
 
 
@@ -42,8 +43,9 @@ def plan(study: Path, config: str = "config.yaml") -> list[tuple[str, dict]]:
     done = snakemake(study, "-n", config=config)
     assert done.returncode == 0, done.stderr[-3000:]
     jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", done.stdout):
-        match = re.match(r"(?:local)?rule (\w+):\n", block)
+    # A group's jobs (a run's analysis and figures) are listed indented under "Group job …".
+    for block in re.split(r"\n(?=[ \t]*(?:local)?rule \w+:\n)", done.stdout):
+        match = re.match(r"[ \t]*(?:local)?rule (\w+):\n", block)
         if match:
             found = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
             wildcards = dict(item.split("=", 1) for item in found.group(1).split(", ")) if found else {}
@@ -59,10 +61,11 @@ def study(tmp_path_factory) -> Path:
     for name in WORKFLOW_FILES:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, copy_dir / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                source, copy_dir / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+            )
         else:
             shutil.copy2(source, copy_dir / name)
-    (copy_dir / "src").symlink_to(ROOT / "src")
     (folder / "config.yaml").write_text(yaml.safe_dump(CONFIG))
     done = snakemake(folder)
     assert done.returncode == 0, done.stderr[-5000:]
@@ -132,3 +135,106 @@ def test_a_deleted_scores_file_is_analysed_again(study):
     assert ("analyse", "dec_a") in per_run and all(model == "dec_a" for _, model in per_run)
     assert {"study_csv", "claims"} <= {rule for rule, _ in jobs}
     assert plan(study) == []
+
+
+def plan_with(study: Path, edit) -> list[tuple[str, dict]]:
+    """The plan under a copy of the config that `edit` (a function of the config) changes."""
+    changed = copy.deepcopy(CONFIG)
+    edit(changed)
+    (study / "changed.yaml").write_text(yaml.safe_dump(changed))
+    return plan(study, config="changed.yaml")
+
+
+def per_run(jobs) -> set[tuple[str, str]]:
+    return {(rule, w["model"]) for rule, w in jobs if "model" in w}
+
+
+def test_training_threads_retrain_every_run_they_apply_to(study):
+    """training.threads is part of what a run trains: reductions over other threads give other weights."""
+    jobs = plan_with(study, lambda c: c["training"].update(threads=2))
+    assert {("train", "dec_a"), ("train", "dec_b"), ("analyse", "dec_a"), ("analyse", "dec_b")} <= per_run(
+        jobs
+    )
+
+
+def test_a_scheduler_request_reruns_nothing(study):
+    """resources.train asks the scheduler for cores, memory and time; no result depends on it."""
+    jobs = plan_with(study, lambda c: c["resources"]["train"].update(cpus=3, mem_mb=2000, runtime=20))
+    assert jobs == []
+
+
+def test_how_many_images_a_figure_shows_redraws_those_figures_only(study):
+    """analysis.n_images picks among the reconstructions the analysis kept: no scoring, no claims."""
+    jobs = plan_with(study, lambda c: c["analysis"].update(n_images=3))
+    assert {rule for rule, _ in jobs} == {"run_figure", "all"}
+    assert sorted((w["figure"], w["model"]) for rule, w in jobs if rule == "run_figure") == [
+        ("reconstructions", "dec_a"),
+        ("reconstructions", "dec_b"),
+    ]
+
+
+def test_a_model_no_experiment_uses_reruns_nothing(study):
+    """Group tables and figures take their own runs' models only, not every declared one."""
+    jobs = plan_with(study, lambda c: c["models"].update(dec_unused={"task": "gt_decoder", "decoder": "kim"}))
+    assert jobs == []
+
+
+def test_a_new_label_redraws_the_summaries_that_show_it_only(study):
+    """A model's label is read by the group's tables and figures; its runs are the same runs."""
+    jobs = plan_with(study, lambda c: c["models"]["dec_b"].update(label="decoder B"))
+    assert per_run(jobs) == set() and {rule for rule, _ in jobs} <= SUMMARY_RULES | {"group_gap_curves"}
+    assert {"group_table", "group_figure"} <= {rule for rule, _ in jobs}
+
+
+def edited_package(study: Path, module: str):
+    """A context in which package module `module` (a path below src/compgen) has one more line."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def edited():
+        path = study / "workflow_copy/src/compgen" / module
+        before = path.read_text()
+        path.write_text(before + "\nEDITED_FOR_A_TEST = True\n")
+        try:
+            yield
+        finally:
+            path.write_text(before)
+
+    return edited()
+
+
+def test_a_fixed_metric_rescores_every_run_and_retrains_none(study):
+    """compgen.metrics.representation (DCI, MIG, R²) is the analysis' code, not training's."""
+    with edited_package(study, "metrics/representation.py"):
+        jobs = plan(study)
+    rules = {rule for rule, _ in jobs}
+    assert "train" not in rules
+    assert {("analyse", "dec_a"), ("analyse", "dec_b")} <= per_run(jobs)
+    assert {"study_csv", "claims"} <= rules
+    assert plan(study) == []  # the edit undone (the same code again), nothing is left to do
+
+
+def test_a_change_to_training_code_retrains_every_run(study):
+    with edited_package(study, "training/engine.py"):
+        jobs = plan(study)
+    assert {("train", "dec_a"), ("train", "dec_b")} <= per_run(jobs)
+
+
+def test_a_change_to_figure_code_redraws_figures_only(study):
+    """compgen.analysis.figures draws the per-run figures (and the group figures' panels)."""
+    with edited_package(study, "analysis/figures.py"):
+        jobs = plan(study)
+    rules = {rule for rule, _ in jobs}
+    assert "run_figure" in rules and rules <= {"run_figure", "group_figure", "all"}
+
+
+def test_a_comment_in_the_package_reruns_nothing(study):
+    """A stage's code version hashes syntax trees: comments and formatting are no change."""
+    path = study / "workflow_copy/src/compgen/training/engine.py"
+    before = path.read_text()
+    try:
+        path.write_text(before + "\n# a comment\n")
+        jobs = plan(study)
+    finally:
+        path.write_text(before)
+    assert jobs == []

@@ -349,9 +349,9 @@ class Study:
             "model_name": model_name,
             "seed": seed,
             "model": model,
+            # Its intra-op threads are training.threads: part of what it trains. The resources are
+            # only what the job asks the scheduler for, and no part of the spec.
             "training": training,
-            # The run's intra-op threads: pinned from its resources, not from what the scheduler grants.
-            "threads": resources["cpus"],
         }
         return Run(dataset, condition, model_name, seed, exp["name"], spec, resources)
 

@@ -13,6 +13,5 @@ analyse_run(
     snakemake.output.scores,
     snakemake.output.arrays,
     preset=snakemake.params.preset,
-    n_images=snakemake.params.n_images,
     run_info_path=snakemake.input.run,
 )

@@ -10,4 +10,5 @@ draw_run_figure(
     out_path=snakemake.output.figure,
     # The rule's `dci` param (config `analysis.dci`); the schema's default where it passes none.
     dci=snakemake.params.get("dci", "neurips"),
+    n_images=snakemake.params.get("n_images"),
 )

@@ -1,5 +1,5 @@
-"""Nothing stale: what a run resumes, what it sets aside, and who may train it (issue 12, cases 1,
-3, 12, 13, 14). Runs are killed at a fixed step by a patched task; every outcome is deterministic."""
+"""Nothing stale: what a run resumes, what it sets aside, and who may train it. Runs are killed at
+a fixed step by a patched task; every outcome is deterministic."""
 
 import errno
 import json

@@ -91,7 +91,7 @@ def run_paths(pattern, runs=None):
 def run_figure_input(wildcards):
     """What the figure is drawn from: the training log (and run.json, for the data's provenance)
     for the curves, else the analysis arrays."""
-    if wildcards.figure == "curves":
+    if FIGURES[wildcards.figure].source == "train_log":
         return {
             "train_log": rules.train.output.train_log.format(**wildcards),
             "run": rules.train.output.run.format(**wildcards),

@@ -199,3 +199,37 @@ def test_hinton_run_figure_draws_the_chosen_dci_variant(tmp_path, monkeypatch):
     assert drawn == [(1.0, "DCI"), (2.0, "NeurIPS code's DCI"), (3.0, "ICLR code's DCI"), (1.0, "DCI")]
     with pytest.raises(ValueError, match="unknown DCI variant"):
         run_figures.draw_run_figure("hinton", tmp_path / "analysis.npz", None, tmp_path / "h.png", dci="x")
+
+
+def test_the_reconstructions_figure_shows_the_first_n_images_the_analysis_kept(tmp_path, monkeypatch):
+    """analysis.n_images is the figure's choice among the RECON_KEPT reconstructions analysis.npz
+    keeps (the schema's maximum), so changing it redraws the figure and reruns no analysis."""
+    import yaml
+
+    from compgen.analysis import figures, run_figures
+    from compgen.analysis.evaluate import RECON_KEPT
+    from conftest import SCHEMA
+
+    images = np.arange(5 * 4 * 4).reshape(5, 4, 4, 1).astype(np.uint8)
+    np.savez(
+        tmp_path / "analysis.npz",
+        recon_train_inputs=images,
+        recon_train_outputs=images[::-1],
+        recon_test_inputs=images[1:],
+        recon_test_outputs=images[1:],
+    )
+    drawn = []
+    monkeypatch.setattr(figures, "plot_reconstructions", lambda sections, path: drawn.append(sections))
+    for n in (3, None):
+        run_figures.draw_run_figure(
+            "reconstructions", tmp_path / "analysis.npz", None, tmp_path / "r.png", n_images=n
+        )
+    shown, everything = drawn
+    np.testing.assert_array_equal(shown["training combinations"][0], images[:3])
+    np.testing.assert_array_equal(shown["training combinations"][1], images[::-1][:3])
+    np.testing.assert_array_equal(shown["held-out combinations"][0], images[1:4])
+    assert (
+        len(everything["training combinations"][0]) == 5 and len(everything["held-out combinations"][0]) == 4
+    )
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["properties"]["analysis"]["properties"]["n_images"]["maximum"] == RECON_KEPT

@@ -238,3 +238,34 @@ def test_a_comment_in_the_package_reruns_nothing(study):
     finally:
         path.write_text(before)
     assert jobs == []
+
+
+def test_under_the_slurm_profile_a_runs_analysis_and_figures_are_one_job(tmp_path):
+    """profiles/slurm: each run's analysis and all its figures (the curves too) are one cluster job,
+    so no per-run figure runs on the submitting machine. Planned only: no scheduler is asked."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(CONFIG))
+    cmd = snakemake_command(
+        tmp_path,
+        "--configfile",
+        str(tmp_path / "config.yaml"),
+        "--profile",
+        str(ROOT / "profiles/slurm"),
+        "-n",
+    )
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    groups = re.split(r"\n(?=.*Group job )", done.stdout)[1:]
+    names = sorted(re.search(r"Group job (\S+)", g).group(1) for g in groups)
+    assert names == ["run_circles_shape2px_dec_a_seed0", "run_circles_shape2px_dec_b_seed0"]
+    for group in groups:
+        group = re.split(r"\n(?:local)?rule \w+:", group)[0]  # up to the next job outside it
+        model = re.search(r"Group job \S+_(dec_\w)_seed0", group).group(1)
+        rules = re.findall(r"^[ \t]+rule (\w+):$", group, re.MULTILINE)  # a group's jobs are indented
+        wildcards = re.findall(r"^[ \t]+wildcards: (.*)$", group, re.MULTILINE)
+        assert sorted(rules) == ["analyse", "run_figure", "run_figure"]
+        assert len(wildcards) == 3 and all(f"model={model}," in w for w in wildcards)
+        assert sorted(w.rsplit("figure=", 1)[-1] for w in wildcards if "figure=" in w) == [
+            "curves",
+            "reconstructions",
+        ]
+    assert not re.search(r"^localrule run_figure:", done.stdout, re.MULTILINE)

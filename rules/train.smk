@@ -24,13 +24,14 @@ rule train:
         ),
         mem_mb=lambda wildcards: run_of(wildcards).resources["mem_mb"],
         runtime=lambda wildcards: run_of(wildcards).resources["runtime"],
+        # Runs sharing one GPU (resources.jobs_per_gpu); with it, --resources gpu counts slots. A
+        # resource, not a param: how jobs share a GPU changes no result, so it retrains nothing.
+        jobs_per_gpu=config["resources"]["jobs_per_gpu"],
     params:
         code=code_version("train"),
         run=lambda wildcards: training_spec(wildcards),
         out_dir=lambda wildcards: RUN_DIR.format(**wildcards),
         # Checkpoints live beside the outputs, not among them, so a failed job keeps them for resuming.
         checkpoint_dir=lambda wildcards: CHECKPOINT_DIR.format(**wildcards),
-        # Runs sharing one GPU (resources.jobs_per_gpu); with it, --resources gpu counts slots.
-        jobs_per_gpu=config["resources"]["jobs_per_gpu"],
     script:
         "../workflow/scripts/train.py"

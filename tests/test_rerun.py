@@ -161,6 +161,7 @@ def test_a_scheduler_request_reruns_nothing(study):
     """resources.train asks the scheduler for cores, memory and time; no result depends on it."""
     jobs = plan_with(study, lambda c: c["resources"]["train"].update(cpus=3, mem_mb=2000, runtime=20))
     assert jobs == []
+    assert plan_with(study, lambda c: c["resources"].update(jobs_per_gpu=4)) == []
 
 
 def test_how_many_images_a_figure_shows_redraws_those_figures_only(study):

@@ -9,5 +9,5 @@ train_run(
     snakemake.params.run,
     snakemake.params.out_dir,
     snakemake.params.checkpoint_dir,
-    jobs_per_gpu=snakemake.params.jobs_per_gpu,
+    jobs_per_gpu=snakemake.resources.jobs_per_gpu,
 )

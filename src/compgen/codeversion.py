@@ -123,7 +123,8 @@ def package_closure(
     sources: list[str], package_dir: Path = PACKAGE_DIR, not_run: frozenset[str] = frozenset()
 ) -> list[Path]:
     """The package's source files that importing what `sources` (Python source texts) import
-    would run, through any chain of the package's own imports, less the modules `not_run`; sorted."""
+    would run, through any chain of the package's own imports, less the modules `not_run` (and
+    the modules of a package among them); sorted."""
     todo = [name for source in sources for name in imported_names(source)]
     seen: set[Path] = set()
     while todo:
@@ -139,11 +140,16 @@ def package_closure(
                 continue
         for module in _with_parents(name):
             path = module_file(module, package_dir)
-            if path is None or path in seen or module in not_run:
+            if path is None or path in seen or _excluded(module, not_run):
                 continue
             seen.add(path)
             todo.extend(_file_imports(path, package_dir, *_stamp(path)))
     return sorted(seen)
+
+
+def _excluded(module: str, not_run: frozenset[str]) -> bool:
+    """Whether `module` is one of `not_run` or inside one of those packages."""
+    return any(module == name or module.startswith(name + ".") for name in not_run)
 
 
 def _stamp(path: Path) -> tuple[int, int]:

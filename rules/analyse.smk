@@ -60,10 +60,8 @@ rule run_figure:
         caption=lambda wildcards: figure_caption(
             wildcards.figure, wildcards.model, wildcards.seed, wildcards.dataset, wildcards.condition
         ),
-        dci=config["analysis"]["dci"],
-        # How many of the kept reconstructions the figure shows: that figure's setting alone.
-        n_images=lambda wildcards: (
-            config["analysis"]["n_images"] if wildcards.figure == "reconstructions" else None
-        ),
+        # analysis.dci, analysis.n_images: only those the figure reads (the Hinton matrix's DCI
+        # variant, how many of the kept reconstructions a strip shows).
+        settings=lambda wildcards: figure_settings(wildcards.figure),
     script:
         "../workflow/scripts/run_figure.py"

@@ -99,6 +99,12 @@ def run_figure_input(wildcards):
     return {"arrays": rules.analyse.output.arrays.format(**wildcards)}
 
 
+def figure_settings(figure):
+    """The `analysis` settings a per-run figure reads (its RunFigure.settings) and their values:
+    the figure job's params, so that a setting another figure reads redraws this one not."""
+    return {key: config["analysis"][key] for key in FIGURES[figure].settings}
+
+
 def models_of(runs):
     """The config sections of these runs' models (what their tables and figures label them by): a
     summary takes only its own runs' models, so a model it does not show changes nothing it draws."""

@@ -233,3 +233,19 @@ def test_the_reconstructions_figure_shows_the_first_n_images_the_analysis_kept(t
     )
     schema = yaml.safe_load(SCHEMA.read_text())
     assert schema["properties"]["analysis"]["properties"]["n_images"]["maximum"] == RECON_KEPT
+
+
+def test_a_figure_declares_the_analysis_settings_it_reads():
+    """Only the settings a figure declares reach its job (rules/common.smk figure_settings), so it
+    must declare each it reads, and only known ones."""
+    from compgen.analysis.run_figures import FIGURES, SETTINGS, RunFigure, _check_figure
+    from compgen.registry import RegistryError
+
+    assert FIGURES["reconstructions"].settings == ("n_images",) and FIGURES["hinton"].settings == ("dci",)
+    assert all(set(FIGURES[name].settings) <= set(SETTINGS) for name in FIGURES)
+    with pytest.raises(
+        RegistryError, match=r"figure 'x': settings \('colour',\) must be a tuple of dci, n_images"
+    ):
+        _check_figure(
+            "x", RunFigure("caption", lambda arrays, out_path, **settings: None, settings=("colour",))
+        )

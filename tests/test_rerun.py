@@ -174,6 +174,13 @@ def test_how_many_images_a_figure_shows_redraws_those_figures_only(study):
     ]
 
 
+def test_the_dci_variant_redraws_no_figure_that_shows_none(study):
+    """analysis.dci is read by the Hinton matrices (none here: ground-truth decoders have no
+    latents) and the summaries; the curves and reconstructions stay."""
+    jobs = plan_with(study, lambda c: c["analysis"].update(dci="iclr"))
+    assert jobs and {rule for rule, _ in jobs} <= SUMMARY_RULES
+
+
 def test_a_model_no_experiment_uses_reruns_nothing(study):
     """Group tables and figures take their own runs' models only, not every declared one."""
     jobs = plan_with(study, lambda c: c["models"].update(dec_unused={"task": "gt_decoder", "decoder": "kim"}))

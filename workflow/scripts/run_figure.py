@@ -8,7 +8,6 @@ draw_run_figure(
     train_log_path=snakemake.input.get("train_log"),
     run_info_path=snakemake.input.get("run"),
     out_path=snakemake.output.figure,
-    # The rule's `dci` param (config `analysis.dci`); the schema's default where it passes none.
-    dci=snakemake.params.get("dci", "neurips"),
-    n_images=snakemake.params.get("n_images"),
+    # The `analysis` settings the figure reads (dci, n_images); the defaults for those it does not.
+    **snakemake.params.settings,
 )

@@ -28,11 +28,13 @@ class RunFigure:
     `n_images` (config `analysis.n_images`), which a drawing may ignore (take `**settings`). `draw`
     may be a "module:function" reference, imported when the figure is drawn. `caption` is the
     report's caption (reStructuredText), in which {model}, {seed}, {dataset} and {condition} are
-    filled in."""
+    filled in. `settings` names the settings the drawing reads (of SETTINGS): only those reach its
+    job, so a change to another redraws it not."""
 
     caption: str
     draw: Callable | str
     source: str = "arrays"
+    settings: tuple[str, ...] = ()
 
     def drawing(self) -> Callable:
         return resolve(self.draw) if isinstance(self.draw, str) else self.draw
@@ -43,6 +45,8 @@ class RunFigure:
 
 
 SOURCES = ("arrays", "train_log")
+# The settings a per-run figure may read, each a key of the config's `analysis` section.
+SETTINGS = ("dci", "n_images")
 
 
 def _check_figure(name: str, figure) -> None:
@@ -52,6 +56,11 @@ def _check_figure(name: str, figure) -> None:
         )
     if figure.source not in SOURCES:
         raise RegistryError(f"figure {name!r}: source {figure.source!r} is not one of {', '.join(SOURCES)}")
+    unknown = [key for key in figure.settings if key not in SETTINGS]
+    if unknown or isinstance(figure.settings, str):
+        raise RegistryError(
+            f"figure {name!r}: settings {figure.settings!r} must be a tuple of {', '.join(SETTINGS)}"
+        )
     try:
         figure.caption_for("m", 0, "d", "c")
     except (KeyError, IndexError, ValueError) as err:
@@ -128,6 +137,7 @@ and another their ratio, the generalisation gap (dotted: no gap); neither select
 held-out combinations. In each block the top row is the input, the bottom row the model's reconstruction.
 Good reconstructions on the left but not on the right mean the model did not generalise to the unseen combinations.""",
             _reconstructions,
+            settings=("n_images",),
         ),
         "hinton": RunFigure(
             f"""Hinton matrix of {_RUN}: the size of each square is the importance
@@ -136,6 +146,7 @@ the latent means of training images, in the study's DCI variant (config ``analys
 z-scored latents (Eastwood & Williams; the NeurIPS code's, whose dummy targets are not drawn) or mean-centred ones
 (the ICLR code's). A disentangled model has one large square per row and per column.""",
             _hinton,
+            settings=("dci",),
         ),
         "latents": RunFigure(
             f"""Latent representation of {_RUN}. The axes are the two latent units matched

@@ -40,8 +40,10 @@ def test_probe_equals_the_analysis_readout_on_its_rows(data):
     rows = fit_probe_rows(d, 20)
     assert rows.size == 20 and np.all(np.diff(rows) > 0) and np.isin(rows, d.fit).all()
     model.eval()
+    # Encoded in the probe's batches of 7: another batch size may take another convolution
+    # algorithm, and the readout's small MLP turns float-rounding differences into 1e-3.
     with torch.no_grad():
-        mu, _ = model.encode(d.images(torch.as_tensor(rows)))
+        mu = torch.cat([model.encode(d.images(torch.as_tensor(rows[s : s + 7])))[0] for s in range(0, 20, 7)])
     want = fit_scores(mu.numpy(), d.classes[rows], d.grid, [0, 1, 2], seed=d.seed)
     assert got == pytest.approx({f"fit_{n}": want[n] for n in d.grid.names}, abs=1e-6)
     assert probe(model) == got  # the same halves every epoch

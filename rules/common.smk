@@ -183,3 +183,65 @@ def all_outputs():
     targets += paper_targets()  # rules/paper.smk; none unless the study declares `published`
     targets += iclr_figure_targets()  # rules/iclr_figures.smk; none unless analysis.iclr_figures
     return targets
+
+
+# The comparison with a paper's published values (rules/paper.smk).
+def paper_runs():
+    """The study's runs (every seed) of the published (dataset, condition, model) rows."""
+    keys = set(zip(PUBLISHED["dataset"], PUBLISHED["condition"], PUBLISHED["model"]))
+    return [r for r in STUDY.runs if (r.dataset, r.condition, r.model) in keys]
+
+
+def paper_targets():
+    """The comparison's outputs; none unless the study declares `published`."""
+    if PUBLISHED is None:
+        return []
+    return ["results/summary/paper/compare.csv"] + [
+        f"results/summary/paper/{PAPER_NAME}_{dataset}.png" for dataset in PAPER_DATASETS
+    ]
+
+
+# The ICLR 2021 figures (rules/iclr_figures.smk).
+def iclr_figure_targets():
+    return expand(
+        "results/summary/iclr/{dataset}_{iclr_figure}.png",
+        dataset=ICLR_FIGURE_DATASETS,
+        iclr_figure=ICLR_FIGURES,
+    )
+
+
+def iclr_runs(wildcards):
+    """The dataset's runs of the VAEs and ground-truth decoders (ICLR_FIGURE_TASKS): every seed for
+    the scores' figures, each model's first seed for the reconstructions."""
+    runs = [
+        r
+        for r in STUDY.runs
+        if r.dataset == wildcards.dataset and r.spec["model"]["task"] in ICLR_FIGURE_TASKS
+    ]
+    if wildcards.iclr_figure != "recon_panels":
+        return runs
+    first = {}
+    for run in runs:
+        key = (run.condition, run.model)
+        if key not in first or run.seed < first[key].seed:
+            first[key] = run
+    return list(first.values())
+
+
+def iclr_figure_paths(wildcards):
+    name = "analysis.npz" if wildcards.iclr_figure == "recon_panels" else "scores.json"
+    return run_paths(f"{ANALYSIS_DIR}/{name}", iclr_runs(wildcards))
+
+
+def iclr_figure_runs(wildcards):
+    """Per run (in the order of its input file), what the figure groups and labels it by."""
+    return [
+        {
+            "condition": r.condition,
+            "family": STUDY.condition(r.dataset, r.condition).family,
+            "model": r.model,
+            "task": r.spec["model"]["task"],
+            "seed": r.seed,
+        }
+        for r in iclr_runs(wildcards)
+    ]

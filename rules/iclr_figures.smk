@@ -10,51 +10,6 @@ ICLR_FIGURE_DATASETS = (
 )
 
 
-def iclr_figure_targets():
-    return expand(
-        "results/summary/iclr/{dataset}_{iclr_figure}.png",
-        dataset=ICLR_FIGURE_DATASETS,
-        iclr_figure=ICLR_FIGURES,
-    )
-
-
-def iclr_runs(wildcards):
-    """The dataset's runs of the VAEs and ground-truth decoders (ICLR_FIGURE_TASKS): every seed for
-    the scores' figures, each model's first seed for the reconstructions."""
-    runs = [
-        r
-        for r in STUDY.runs
-        if r.dataset == wildcards.dataset and r.spec["model"]["task"] in ICLR_FIGURE_TASKS
-    ]
-    if wildcards.iclr_figure != "recon_panels":
-        return runs
-    first = {}
-    for run in runs:
-        key = (run.condition, run.model)
-        if key not in first or run.seed < first[key].seed:
-            first[key] = run
-    return list(first.values())
-
-
-def iclr_figure_paths(wildcards):
-    name = "analysis.npz" if wildcards.iclr_figure == "recon_panels" else "scores.json"
-    return run_paths(f"{ANALYSIS_DIR}/{name}", iclr_runs(wildcards))
-
-
-def iclr_figure_runs(wildcards):
-    """Per run (in the order of its input file), what the figure groups and labels it by."""
-    return [
-        {
-            "condition": r.condition,
-            "family": STUDY.condition(r.dataset, r.condition).family,
-            "model": r.model,
-            "task": r.spec["model"]["task"],
-            "seed": r.seed,
-        }
-        for r in iclr_runs(wildcards)
-    ]
-
-
 rule iclr_figure:
     input:
         paths=iclr_figure_paths,

@@ -19,21 +19,6 @@ PAPER_DATASETS = [] if PUBLISHED is None else list(dict.fromkeys(PUBLISHED["data
 PAPER_NAME = "" if PUBLISHED is None else re.sub(r"[^A-Za-z0-9_]", "_", PUBLISHED_FILE.stem)
 
 
-def paper_runs():
-    """The study's runs (every seed) of the published (dataset, condition, model) rows."""
-    keys = set(zip(PUBLISHED["dataset"], PUBLISHED["condition"], PUBLISHED["model"]))
-    return [r for r in STUDY.runs if (r.dataset, r.condition, r.model) in keys]
-
-
-def paper_targets():
-    """The comparison's outputs; none unless the study declares `published`."""
-    if PUBLISHED is None:
-        return []
-    return ["results/summary/paper/compare.csv"] + [
-        f"results/summary/paper/{PAPER_NAME}_{dataset}.png" for dataset in PAPER_DATASETS
-    ]
-
-
 if PUBLISHED is not None:
 
     rule paper_compare:

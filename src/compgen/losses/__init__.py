@@ -234,10 +234,7 @@ def __getattr__(name: str):
     """The torch half (`compgen.losses.objectives`), imported on first use."""
     if name.startswith("__"):
         raise AttributeError(name)
-    import importlib
-
-    objectives = importlib.import_module("compgen.losses.objectives")
     try:
-        return getattr(objectives, name)
+        return resolve(f"compgen.losses.objectives:{name}")
     except AttributeError:
         raise AttributeError(f"module 'compgen.losses' has no attribute {name!r}") from None

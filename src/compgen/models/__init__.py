@@ -12,7 +12,6 @@ builder)` (likewise DECODERS, COMPOSITION_OPS) or an entry point of the group `c
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 
 from compgen.registry import Registry, resolve
@@ -121,7 +120,7 @@ _LAZY = {
 def __getattr__(name: str):
     if name not in _LAZY:
         raise AttributeError(f"module 'compgen.models' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"compgen.models.{_LAZY[name]}"), name)
+    return resolve(f"compgen.models.{_LAZY[name]}:{name}")
 
 
 __all__ = [

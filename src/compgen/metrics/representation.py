@@ -167,6 +167,16 @@ def dci_paper_from_importance(importance: np.ndarray, n_factors: int) -> dict:
     }
 
 
+def _random_order_lasso(x: np.ndarray, y: np.ndarray, alpha: float, seed: int, max_iter: int) -> Lasso:
+    """The originals' refit of LassoCV with one alpha: a Lasso with random coordinate order, seeded
+    here; a fit that stops at max_iter is the originals' setting, so its warning is not shown."""
+    model = Lasso(alpha=alpha, selection="random", random_state=seed, max_iter=max_iter)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y)
+    return model
+
+
 def dci_paper(
     z_train: np.ndarray,
     v_train: np.ndarray,
@@ -221,10 +231,7 @@ def dci_paper(
     importance = np.zeros((n_latents, n_targets))
     models = []
     for t in range(n_targets):
-        model = Lasso(alpha=alpha, selection="random", random_state=lasso_seed, max_iter=PAPER_MAX_ITER)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(zs_train, targets[:, t])
+        model = _random_order_lasso(zs_train, targets[:, t], alpha, lasso_seed, PAPER_MAX_ITER)
         importance[:, t] = np.abs(model.coef_)
         models.append(model)
 
@@ -309,10 +316,7 @@ def dci_iclr(
     for k in range(n_factors):
         predicted = np.zeros(len(y_eval))  # a constant factor: predicted by its (zero) mean
         if np.unique(v_train[:, k]).size > 1:
-            model = Lasso(alpha=alpha, selection="random", random_state=lasso_seed, max_iter=max_iter)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                model.fit(x_train, y_train[:, k])
+            model = _random_order_lasso(x_train, y_train[:, k], alpha, lasso_seed, max_iter)
             importance[:, k] = np.abs(model.coef_)
             predicted = model.predict(x_eval)
         informativeness[k] = 1.0 - float(np.mean((y_eval[:, k] - predicted) ** 2))
